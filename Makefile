@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_ENV := ALLIANCE_DEMO=1 ALLIANCE_LOG_FORMAT=console
+
+.PHONY: run test test-fast bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(DEMO_ENV) $(BIN)/alliance db upgrade
+	$(DEMO_ENV) $(BIN)/alliance practice apply deploy/demo-practice.json
+	@cat deploy/demo-next-steps.txt
+	$(DEMO_ENV) $(BIN)/alliance serve --host 127.0.0.1 --port 8000
+
+test: $(VENV)/.installed-test
+	tests/setup-browser.sh
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/cohort.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

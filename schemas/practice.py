@@ -1,0 +1,151 @@
+"""The practice document of `alliance practice apply FILE` (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
+
+from schemas.base import StrictSchema
+
+PRACTICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+CHANNELS = ("sms", "email", "log")
+HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
+
+
+class BearerOrSmartAuth(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(["none", "bearer", "smart-backend"]))
+    token = fields.String(validate=validate.Length(min=1))
+    token_url = fields.String(validate=HTTP_URL)
+    client_id = fields.String(validate=validate.Length(min=1))
+    private_key_jwk = fields.Dict()
+    scope = fields.String()
+
+    @validates_schema
+    def _needs_per_type(self, data, **_kwargs):
+        needed = {"bearer": ["token"], "smart-backend": ["token_url", "client_id", "private_key_jwk"]}
+        missing = [name for name in needed.get(data.get("type"), []) if not data.get(name)]
+        if missing:
+            raise ValidationError({name: [f"required for auth type {data['type']}"] for name in missing})
+        jwk = data.get("private_key_jwk")
+        if jwk is not None:
+            problems = []
+            if not jwk.get("kid"):
+                problems.append("needs a kid")
+            if jwk.get("alg") not in ("RS384", "ES384"):
+                problems.append("alg must be RS384 or ES384")
+            if problems:
+                raise ValidationError({"private_key_jwk": problems})
+
+
+class Ehr(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(["fhir-r4"]))
+    base_url = fields.String(required=True, validate=HTTP_URL)
+    auth = fields.Nested(BearerOrSmartAuth, load_default=lambda: {"type": "none"})
+    timeout_seconds = fields.Float(validate=validate.Range(min=0.5, max=60))
+
+
+class Sms(StrictSchema):
+    provider = fields.String(load_default="twilio", validate=validate.OneOf(["twilio"]))
+    api_base = fields.String(load_default="https://api.twilio.com", validate=HTTP_URL)
+    account_sid = fields.String(required=True, validate=validate.Length(min=1))
+    auth_token = fields.String(required=True, validate=validate.Length(min=1))
+    from_ = fields.String(required=True, data_key="from", attribute="from",
+                          validate=validate.Regexp(r"^\+[1-9]\d{6,14}$", error="must be an E.164 number like +15550001111"))
+
+
+class Email(StrictSchema):
+    smtp_host = fields.String(required=True, validate=validate.Length(min=1))
+    smtp_port = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=65535))
+    starttls = fields.Boolean(load_default=False)
+    username = fields.String()
+    password = fields.String()
+    from_ = fields.Email(required=True, data_key="from", attribute="from")
+
+
+class Delivery(StrictSchema):
+    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True,
+                           validate=validate.Length(min=1))
+    sms = fields.Nested(Sms)
+    email = fields.Nested(Email)
+
+    @validates_schema
+    def _configured(self, data, **_kwargs):
+        channels = data.get("channels") or []
+        if len(set(channels)) != len(channels):
+            raise ValidationError({"channels": ["each channel may be listed once"]})
+        missing = [c for c in channels if c in ("sms", "email") and c not in data]
+        if missing:
+            raise ValidationError({c: [f"required because channels lists {c}"] for c in missing})
+
+
+class FhirNotifications(StrictSchema):
+    channel_token = fields.String(validate=validate.Length(min=16))
+    hub_secret = fields.String(validate=validate.Length(min=8))
+
+
+class QuietHours(StrictSchema):
+    start = fields.String(required=True, validate=validate.Regexp(CLOCK_TIME, error="must be HH:MM"))
+    end = fields.String(required=True, validate=validate.Regexp(CLOCK_TIME, error="must be HH:MM"))
+
+
+class SurveySettings(StrictSchema):
+    instrument = fields.String(load_default="brief-alliance-check")
+    send_delay_minutes = fields.Float(load_default=0, validate=validate.Range(min=0, max=7 * 24 * 60))
+    reminder_after_hours = fields.Float(load_default=24, validate=validate.Range(min=0, min_inclusive=False))
+    expire_after_hours = fields.Float(load_default=72, validate=validate.Range(min=0, min_inclusive=False))
+    quiet_hours = fields.Nested(QuietHours, load_default=None, allow_none=True)
+    every_nth_session = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
+
+    @validates_schema
+    def _reminder_before_expiry(self, data, **_kwargs):
+        if data.get("reminder_after_hours", 24) >= data.get("expire_after_hours", 72):
+            raise ValidationError({"reminder_after_hours": ["must be less than expire_after_hours"]})
+
+
+class PracticeDocument(StrictSchema):
+    id = fields.String(required=True, validate=validate.Regexp(
+        PRACTICE_ID, error="must be 1–63 lowercase letters, digits or '-', starting with a letter or digit"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    timezone = fields.String(required=True)
+    webhook_secrets = fields.List(fields.String(), load_default=list)
+    ehr = fields.Nested(Ehr, required=True)
+    delivery = fields.Nested(Delivery, required=True)
+    fhir_notifications = fields.Nested(FhirNotifications, load_default=None, allow_none=True)
+    survey = fields.Nested(SurveySettings, load_default=lambda: SurveySettings().load({}))
+    rupture_rules = fields.Dict(load_default=dict)
+
+    @validates("timezone")
+    def _known_zone(self, value, **_kwargs):
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"unknown IANA time zone {value!r}") from None
+
+    @validates("webhook_secrets")
+    def _standard_webhook_secrets(self, value, **_kwargs):
+        bad = [i for i, secret in enumerate(value) if not _is_whsec(secret)]
+        if bad:
+            raise ValidationError(
+                f"secret(s) at position {', '.join(map(str, bad))} must be 'whsec_' followed by "
+                "base64 of at least 24 bytes")
+
+    @validates_schema
+    def _some_way_in(self, data, **_kwargs):
+        notifications = data.get("fhir_notifications") or {}
+        if not data.get("webhook_secrets") and not notifications:
+            raise ValidationError(
+                "give webhook_secrets or fhir_notifications: otherwise no webhook can authenticate",
+                "webhook_secrets")
+
+
+def _is_whsec(secret: str) -> bool:
+    if not isinstance(secret, str) or not secret.startswith("whsec_"):
+        return False
+    try:
+        return len(base64.b64decode(secret[6:], validate=True)) >= 24
+    except ValueError:
+        return False

@@ -1,0 +1,69 @@
+"""The composition root: the one place that builds the real adapters.
+
+Tests call `bootstrap(settings, ...)` with fakes of our own ports (EHR gateway, channels, clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Mapping
+
+from sqlalchemy import Engine
+
+from service.config import Settings
+from service.crypto import LinkSigner, SecretBox
+from service.persistence.db import make_engine
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _real_ehr(ehr_config: Mapping):
+    from integrations.ehr import build_gateway
+
+    return build_gateway(ehr_config)
+
+
+def _real_channel(name: str, config: Mapping | None):
+    from integrations.delivery import build_channel
+
+    return build_channel(name, config)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    box: SecretBox
+    signer: LinkSigner
+    ehr_for: Callable[[Mapping], object] = _real_ehr
+    channel_for: Callable[[str, Mapping | None], object] = _real_channel
+    extras: dict = field(default_factory=dict)
+
+    def survey_link(self, token: str) -> str:
+        return f"{self.settings.public_url}/s/{token}"
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    ehr_for: Callable[[Mapping], object] | None = None,
+    channel_for: Callable[[str, Mapping | None], object] | None = None,
+) -> Services:
+    """Wire the service from settings; pass fakes to replace any adapter."""
+    return Services(
+        settings=settings,
+        engine=engine or make_engine(settings.database_url),
+        clock=clock or utc_now,
+        box=SecretBox(settings.secret_key),
+        signer=LinkSigner(settings.secret_key),
+        ehr_for=ehr_for or _real_ehr,
+        channel_for=channel_for or _real_channel,
+    )

@@ -1,0 +1,258 @@
+"""The `alliance` command line: thin wrappers that parse, call and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from service.config import ConfigError, Settings
+
+
+def _services():
+    from service.bootstrap import bootstrap
+    from service.logging import configure_logging
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        raise click.ClickException(str(error))
+    configure_logging(settings.log_format, settings.log_level)
+    return bootstrap(settings)
+
+
+@click.group()
+def main() -> None:
+    """alliance-feedback: therapeutic-alliance surveys, scores and rupture flags for your EHR."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers/--no-workers", "with_workers", default=None,
+              help="Run the relay and consumer in this process (default: on the embedded broker).")
+def serve(host: str, port: int, with_workers: bool | None) -> None:
+    """Run the web app (plus, on the embedded default, the workers in the same process)."""
+    from werkzeug.serving import run_simple
+
+    from service.runtime import Workers
+    from service.web import create_app
+
+    services = _services()
+    app = create_app(services=services)
+    workers = None
+    if with_workers if with_workers is not None else services.settings.embedded_broker:
+        workers = Workers(services).start()
+    click.echo(f"alliance-feedback listening on http://{host}:{port}", err=True)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        if workers:
+            workers.stop()
+
+
+@main.command()
+@click.option("--relay/--no-relay", default=True, show_default=True, help="Also run an outbox relay.")
+@click.option("--consumers", default=2, show_default=True, type=click.IntRange(1, 32))
+def worker(relay: bool, consumers: int) -> None:
+    """Run queue consumers, the outbox relay and scheduler (reminders, expiry, retries)."""
+    from service.runtime import run_forever
+
+    run_forever(_services(), relay=relay, consumers=consumers)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations."""
+    from service.persistence.migrate import upgrade
+
+    upgrade(_services().engine)
+    click.echo("database is up to date")
+
+
+@main.group()
+def practice() -> None:
+    """Practices (tenants)."""
+
+
+@practice.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+def practice_apply(file: str) -> None:
+    """Create or update a practice from a JSON document; prints its id."""
+    from service import practices
+    from service.domain.instruments import instrument_catalogue
+
+    services = _services()
+    raw = _read_json(file)
+    catalogue = instrument_catalogue(services.settings.instruments_dir)
+
+    def extra_checks(document: dict) -> list[str]:
+        return _practice_checks(document, catalogue)
+
+    try:
+        document = practices.validate_document(raw, extra_checks)
+    except practices.InvalidPractice as error:
+        click.echo(f"refused {file}: nothing was changed", err=True)
+        for problem in error.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(2)
+    with services.engine.begin() as conn:
+        practices.save(conn, services.box, document, now=services.clock())
+    click.echo(document["id"])
+
+
+def _practice_checks(document: dict, catalogue: dict) -> list[str]:
+    from service.domain.ruptures import RuptureRules
+
+    problems = []
+    instrument = document["survey"]["instrument"]
+    if instrument not in catalogue:
+        problems.append(f"survey.instrument: unknown instrument {instrument!r} "
+                        f"(known: {', '.join(sorted(catalogue))})")
+    elif not getattr(catalogue[instrument], "sendable", True):
+        problems.append(f"survey.instrument: {instrument!r} has no item wording loaded "
+                        "(alliance instruments load FILE)")
+    try:
+        RuptureRules.from_overrides(document.get("rupture_rules"))
+    except ValueError as error:
+        problems.append(f"rupture_rules: {error}")
+    return problems
+
+
+@practice.command("list")
+def practice_list() -> None:
+    """List practices (no secrets)."""
+    from service import practices
+
+    services = _services()
+    with services.engine.begin() as conn:
+        for row in practices.list_all(conn):
+            click.echo(f"{row['id']}\t{row['name']}\t{row['timezone']}")
+
+
+@practice.command("show")
+@click.argument("practice_id")
+def practice_show(practice_id: str) -> None:
+    """Show a practice's document with its secrets redacted."""
+    from service import practices
+
+    services = _services()
+    with services.engine.begin() as conn:
+        found = practices.load(conn, services.box, practice_id)
+    if found is None:
+        raise click.ClickException(f"no practice with id {practice_id!r}")
+    click.echo(json.dumps(found.redacted(), indent=2))
+
+
+@main.group()
+def events() -> None:
+    """The event log: what arrived and what it was taken for."""
+
+
+@events.command("list")
+@click.option("--practice", "practice_id", default=None)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+def events_list(practice_id: str | None, limit: int) -> None:
+    """One line per event, newest first (no personal data)."""
+    from service.persistence.tables import webhook_events as ev
+
+    services = _services()
+    query = select(ev.c.id, ev.c.received_at, ev.c.practice_id, ev.c.source, ev.c.event_type,
+                   ev.c.session_id, ev.c.outcome, ev.c.reason).order_by(ev.c.received_at.desc()).limit(limit)
+    if practice_id:
+        query = query.where(ev.c.practice_id == practice_id)
+    with services.engine.begin() as conn:
+        for row in conn.execute(query).mappings():
+            click.echo("\t".join(str(row[key] or "-") for key in (
+                "received_at", "id", "practice_id", "source", "event_type", "session_id", "outcome", "reason")))
+
+
+@main.group()
+def dlq() -> None:
+    """The dead-letter store: work that failed permanently."""
+
+
+@dlq.command("list")
+def dlq_list() -> None:
+    """One line per item: id, practice, session id, resource type, HTTP status."""
+    from service.persistence import outbox
+
+    services = _services()
+    with services.engine.begin() as conn:
+        for job in outbox.dead_letters(conn):
+            error = job.last_error or {}
+            click.echo("\t".join(str(value) for value in (
+                job.id, job.practice_id or "-", error.get("session_id", "-"),
+                error.get("resource_type", job.kind), error.get("http_status", "-"),
+                error.get("reason", ""))))
+
+
+@dlq.command("replay")
+@click.argument("job_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead-letter item.")
+def dlq_replay(job_id: str | None, replay_all: bool) -> None:
+    """Try a dead-letter item (or all of them) again."""
+    from service.persistence import outbox
+
+    if bool(job_id) == replay_all:
+        raise click.UsageError("give one ID or --all")
+    services = _services()
+    with services.engine.begin() as conn:
+        count = outbox.replay(conn, None if replay_all else job_id, now=services.clock())
+    if job_id and not count:
+        raise click.ClickException(f"no dead-letter item {job_id}")
+    click.echo(f"{count} item(s) queued again")
+
+
+@dlq.command("drop")
+@click.argument("job_id")
+def dlq_drop(job_id: str) -> None:
+    """Discard a dead-letter item."""
+    from service.persistence import outbox
+
+    services = _services()
+    with services.engine.begin() as conn:
+        if not outbox.drop(conn, job_id, now=services.clock()):
+            raise click.ClickException(f"no dead-letter item {job_id}")
+    click.echo(f"dropped {job_id}")
+
+
+def _read_json(file: str):
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        return json.loads(text)
+    except OSError as error:
+        raise click.ClickException(f"cannot read {file}: {error.strerror}")
+    except ValueError as error:
+        click.echo(f"refused {file}: nothing was changed", err=True)
+        click.echo(f"  - not JSON: {error}", err=True)
+        sys.exit(2)
+
+
+def _register_extensions() -> None:
+    from service import cli_science, demo
+
+    demo.register(main)
+    cli_science.register(main, practice_rules_lookup=_practice_rules)
+
+
+def _practice_rules(practice_id: str) -> dict:
+    from service import practices
+
+    services = _services()
+    with services.engine.begin() as conn:
+        found = practices.load(conn, services.box, practice_id)
+    if found is None:
+        raise KeyError(practice_id)
+    return found.rupture_rules
+
+
+_register_extensions()

@@ -1,0 +1,17 @@
+"""Which handler runs which kind of outbox job (an explicit table, no decorators)."""
+
+from __future__ import annotations
+
+from service.handlers.events import process_event
+from service.handlers.runner import Handler
+from service.handlers.surveys import expire_survey, send_invitation, send_reminder
+from service.handlers.writeback import assess_and_write_back
+
+JOB_HANDLERS: dict[str, Handler] = {
+    "event.process": process_event,
+    "survey.send": send_invitation,
+    "survey.remind": send_reminder,
+    "survey.expire": expire_survey,
+    "response.writeback": assess_and_write_back,
+    "survey.missed": assess_and_write_back,
+}

@@ -1,0 +1,1 @@
+"""kombu topology, the outbox relay and the queue consumer."""

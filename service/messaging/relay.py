@@ -1,0 +1,72 @@
+"""The outbox relay: publishes due jobs (new, scheduled, retried or stalled) to the broker."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import structlog
+from kombu import Connection
+from sqlalchemy import Engine
+
+from service.messaging.topology import DEAD_QUEUE, EXCHANGE, route, work_queues
+from service.persistence import outbox
+
+log = structlog.get_logger(__name__)
+
+RETRY_POLICY = {"interval_start": 0, "interval_step": 1, "interval_max": 5, "max_retries": 3}
+
+
+class Relay:
+    def __init__(self, engine: Engine, connection: Connection, clock: Callable, *,
+                 redeliver_after: float, batch: int = 200):
+        self.engine = engine
+        self.connection = connection
+        self.clock = clock
+        self.redeliver_after = redeliver_after
+        self.batch = batch
+        self._declared = False
+
+    def publish_due(self) -> int:
+        """Claim and publish one batch; returns how many jobs went out."""
+        with self.engine.begin() as conn:
+            jobs = outbox.claim_due(conn, now=self.clock(), redeliver_after=self.redeliver_after,
+                                    limit=self.batch)
+        if not jobs:
+            return 0
+        sent = []
+        try:
+            producer = self.connection.Producer(serializer="json")
+            if not self._declared:
+                for queue in [*work_queues(), DEAD_QUEUE]:
+                    queue(self.connection.default_channel).declare()
+                self._declared = True
+            for job in jobs:
+                producer.publish(
+                    {"job_id": job.id, "kind": job.kind}, exchange=EXCHANGE,
+                    routing_key=route(job.kind), delivery_mode=2, retry=True,
+                    retry_policy=RETRY_POLICY, content_type="application/json",
+                )
+                sent.append(job.id)
+        except Exception as error:  # broker down: put the rest back and try again next round
+            unsent = [job.id for job in jobs if job.id not in sent]
+            with self.engine.begin() as conn:
+                outbox.release(conn, unsent)
+            self._declared = False
+            log.warning("relay publish failed", error=type(error).__name__, unsent=len(unsent))
+            self.connection = self.connection.clone()
+            raise
+        return len(sent)
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Publish until `stop` is set; a broker outage only slows the loop down."""
+        backoff = interval
+        while not stop.is_set():
+            try:
+                published = self.publish_due()
+                backoff = interval
+            except Exception:
+                published = 0
+                backoff = min(backoff * 2, 10.0)
+            if published < self.batch:
+                stop.wait(backoff)

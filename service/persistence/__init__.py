@@ -1,0 +1,1 @@
+"""Database access: tables, engine, the outbox and the queries the service needs."""

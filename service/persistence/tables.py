@@ -1,0 +1,150 @@
+"""SQLAlchemy Core tables. Alembic migrations under migrations/ create them."""
+
+from __future__ import annotations
+
+from service.persistence.types import UtcDateTime
+
+from sqlalchemy import (
+    JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _when(name: str, nullable: bool = True) -> Column:
+    return Column(name, UtcDateTime(), nullable=nullable)
+
+
+practices = Table(
+    "practices", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    # The whole practice document, Fernet-encrypted: it holds webhook, EHR and provider secrets.
+    Column("sealed_document", Text, nullable=False),
+    _when("created_at", False),
+    _when("updated_at", False),
+)
+
+webhook_events = Table(
+    "webhook_events", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("practice_id", String(64), ForeignKey("practices.id"), nullable=False),
+    Column("source", String(16), nullable=False),            # native | fhir
+    Column("delivery_id", String(200), nullable=False),      # webhook-id, or a hash of the body
+    Column("event_type", String(100), nullable=False),
+    Column("session_id", String(200)),
+    Column("patient_id", String(200)),
+    # accepted → survey-scheduled | ignored | duplicate-session | failed
+    Column("outcome", String(32), nullable=False),
+    Column("reason", String(300)),                           # plain words, no personal data
+    Column("payload", JSON, nullable=False),
+    _when("received_at", False),
+    UniqueConstraint("practice_id", "source", "delivery_id", name="uq_webhook_delivery"),
+)
+
+session_keys = Table(
+    "session_keys", metadata,
+    Column("practice_id", String(64), primary_key=True),
+    Column("key", String(250), primary_key=True),            # "session:enc-1001", "Encounter/e1", …
+    Column("event_id", String(36), nullable=False),
+)
+
+clients = Table(
+    "clients", metadata,
+    Column("practice_id", String(64), primary_key=True),
+    Column("patient_id", String(200), primary_key=True),
+    Column("phone", String(40)),
+    Column("email", String(320)),
+    Column("locale", String(16)),
+    Column("sessions_completed", Integer, nullable=False, default=0),
+    _when("opted_out_at"),
+    _when("updated_at", False),
+)
+
+surveys = Table(
+    "surveys", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("patient_id", String(200), nullable=False),
+    Column("session_id", String(200), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("instrument_id", String(100), nullable=False),
+    # scheduled → sent → answered | expired | closed ; or skipped | failed
+    Column("status", String(16), nullable=False),
+    Column("channel", String(16)),
+    Column("status_reason", String(300)),
+    Column("session_ended_at", UtcDateTime()),
+    _when("created_at", False),
+    _when("send_at", False),
+    _when("sent_at"),
+    _when("reminded_at"),
+    _when("expires_at"),
+    _when("answered_at"),
+    UniqueConstraint("practice_id", "session_id", name="uq_survey_session"),
+    Index("ix_surveys_client", "practice_id", "patient_id", "created_at"),
+)
+
+responses = Table(
+    "responses", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("survey_id", String(36), ForeignKey("surveys.id"), nullable=False, unique=True),
+    Column("answers", JSON, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("subscales", JSON, nullable=False),
+    Column("pomp", Float, nullable=False),
+    _when("submitted_at", False),
+)
+
+assessments = Table(
+    "assessments", metadata,
+    Column("survey_id", String(36), ForeignKey("surveys.id"), primary_key=True),
+    Column("decision", String(16), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("flag_text", Text),
+    Column("interpretation", String(16)),
+    Column("episode_id", String(36)),
+    _when("assessed_at", False),
+)
+
+rupture_episodes = Table(
+    "rupture_episodes", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("patient_id", String(200), nullable=False),
+    Column("status", String(16), nullable=False),            # open | resolved
+    Column("flag_id", String(200)),                          # the Flag's id in the EHR
+    Column("flag_version", String(64)),
+    Column("flag_text", Text),
+    Column("opened_by_survey_id", String(36), nullable=False),
+    Column("closed_by_survey_id", String(36)),
+    _when("opened_at", False),
+    _when("closed_at"),
+    Index("ix_episodes_client", "practice_id", "patient_id", "status"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("practice_id", String(64)),
+    Column("payload", JSON, nullable=False),
+    # pending → published → done ; or dead (dead-letter store) → dropped
+    Column("status", String(16), nullable=False),
+    Column("dedupe_key", String(250), unique=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", JSON),
+    _when("available_at", False),
+    _when("published_at"),
+    _when("created_at", False),
+    _when("finished_at"),
+    Index("ix_outbox_due", "status", "available_at"),
+)

@@ -1,0 +1,84 @@
+"""Long-running loops: the outbox relay and the queue consumer, in threads or in `alliance worker`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import structlog
+
+from service.bootstrap import Services
+from service.handlers.registry import JOB_HANDLERS
+from service.handlers.runner import JobRunner
+from service.messaging.broker import connect
+from service.messaging.consumer import JobConsumer
+from service.messaging.relay import Relay
+
+log = structlog.get_logger(__name__)
+
+
+class Workers:
+    """The relay and the consumer, each in its own thread with its own broker connection."""
+
+    def __init__(self, services: Services, *, relay: bool = True, consumers: int = 1):
+        self.services = services
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self._consumers: list[JobConsumer] = []
+        self.relay = relay
+        self.consumer_count = consumers
+
+    def start(self) -> "Workers":
+        if self.relay:
+            self._spawn("relay", self._run_relay)
+        for index in range(self.consumer_count):
+            self._spawn(f"consumer-{index}", self._run_consumer)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        for consumer in self._consumers:
+            consumer.should_stop = True
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def _spawn(self, name: str, target) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _run_relay(self) -> None:
+        settings = self.services.settings
+        relay = Relay(self.services.engine, connect(settings.kombu_url), self.services.clock,
+                      redeliver_after=settings.redeliver_after)
+        relay.run(self.stop_event, settings.relay_interval)
+
+    def _run_consumer(self) -> None:
+        runner = JobRunner(self.services, JOB_HANDLERS)
+        while not self.stop_event.is_set():
+            consumer = JobConsumer(connect(self.services.settings.kombu_url), runner)
+            self._consumers.append(consumer)
+            try:
+                consumer.run()
+            except Exception as error:
+                # A database outage mid-job lands here: the message was not acked, so the
+                # broker (or the relay's redelivery) hands it out again after we reconnect.
+                log.error("consumer stopped; restarting", error=type(error).__name__)
+                self.stop_event.wait(2.0)
+            finally:
+                self._consumers.remove(consumer)
+                consumer.connection.release()
+
+
+def run_forever(services: Services, *, relay: bool = True, consumers: int = 1) -> None:
+    """`alliance worker`: run until SIGTERM or SIGINT, then finish the current job and exit."""
+    workers = Workers(services, relay=relay, consumers=consumers).start()
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    log.info("worker started", relay=relay, consumers=consumers)
+    while not stopping.is_set():
+        time.sleep(0.2)
+    workers.stop()
+    log.info("worker stopped")

@@ -1,0 +1,70 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+
+from service.bootstrap import Services, bootstrap
+from service.config import Settings
+from service.logging import configure_logging
+from service.web.problems import Problem
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    """Build the web app; gunicorn calls it with no arguments (settings from the environment)."""
+    settings = settings or (services.settings if services else Settings.from_env())
+    configure_logging(settings.log_format, settings.log_level)
+    services = services or bootstrap(settings)
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
+    app.extensions["alliance"] = services
+
+    from service.web import ops, surveys, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(surveys.bp)
+    app.register_blueprint(ops.bp)
+    if settings.demo:
+        from service.web.demo_fhir import create_demo_fhir_blueprint
+
+        app.register_blueprint(create_demo_fhir_blueprint(settings.var_dir / "demo-fhir"),
+                               url_prefix="/demo/fhir")
+    _install_error_handlers(app)
+    _install_request_logging(app)
+    return app
+
+
+def _install_error_handlers(app: Flask) -> None:
+    app.register_error_handler(Problem, lambda problem: problem.response())
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        if request.path.startswith(("/api/", "/webhooks/")):
+            slug = (error.name or "error").lower().replace(" ", "-")
+            return Problem(error.code or 500, error.name, error.description or error.name, slug=slug).response()
+        return error
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error", path=request.path)
+        return Problem(500, "Internal error", "something went wrong on our side; nothing was stored").response()
+
+
+def _install_request_logging(app: Flask) -> None:
+    @app.before_request
+    def _bind():
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()))
+
+    @app.after_request
+    def _log(response):
+        # Paths hold survey tokens: log the route pattern, never the token itself.
+        route = request.url_rule.rule if request.url_rule else "(unmatched)"
+        log.info("request", method=request.method, route=route, status=response.status_code)
+        return response

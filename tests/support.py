@@ -1,0 +1,43 @@
+"""Helpers shared by the tests (importable as `support`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAYLOADS = ROOT.parent / "shared" / "payloads"
+DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class FakeClock:
+    """A clock the test moves by hand: reminders and expiry without sleeping."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+def practice_document(**overrides) -> dict:
+    document = {
+        "id": "northside",
+        "name": "Northside Counseling",
+        "timezone": "America/Chicago",
+        "webhook_secrets": [DEMO_SECRET],
+        "ehr": {"type": "fhir-r4", "base_url": "https://ehr.test/fhir", "auth": {"type": "none"}},
+        "delivery": {"channels": ["sms", "email"],
+                     "sms": {"account_sid": "AC123", "auth_token": "tok", "from": "+15550001111"},
+                     "email": {"smtp_host": "localhost", "smtp_port": 25, "from": "surveys@northside.example"}},
+        "fhir_notifications": {"channel_token": "channel-token-0123456789", "hub_secret": "hub-secret-xyz"},
+        "survey": {"instrument": "brief-alliance-check", "send_delay_minutes": 0,
+                   "reminder_after_hours": 24, "expire_after_hours": 72},
+    }
+    document.update(overrides)
+    return document
+
+
