@@ -1,0 +1,1 @@
+"""Inbound EHR notifications: parsing, signature checks and session classification (pure)."""
