@@ -1,0 +1,389 @@
+"""The e-mail channel against a real SMTP server (aiosmtpd), plain and with STARTTLS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import ipaddress
+import socket
+import ssl
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from integrations.delivery import build_channel
+from integrations.delivery.email_smtp import SmtpEmailChannel, normalize_email
+from integrations.delivery.errors import DeliveryPermanentError, DeliveryTemporaryError
+from integrations.delivery.port import Contact, SurveyMessage
+
+USERNAME = "surveys"
+PASSWORD = "correct horse"
+SENDER = "surveys@northside.example"
+CLIENT = "client@example.org"
+
+# The plain server allows AUTH without TLS on purpose (loopback only); aiosmtpd warns about it.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Requiring AUTH while not requiring TLS:UserWarning"
+)
+LINK = "https://feedback.northside.example/s/tok-123"
+UNSUBSCRIBE = "https://feedback.northside.example/u/tok-123"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RecordingHandler:
+    """An SMTP server that keeps what it receives and refuses a few known mailboxes."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("gone@"):
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if address.startswith("spam@"):
+            return "554 5.7.1 Message refused by policy"
+        if address.startswith("busy@"):
+            return f"451 4.3.0 <{address}>: Temporary lookup failure"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 2.0.0 Ok: queued"
+
+
+def check_password(server, session, envelope, mechanism, auth_data) -> AuthResult:
+    accepted = isinstance(auth_data, LoginPassword) and auth_data == LoginPassword(
+        USERNAME.encode(), PASSWORD.encode()
+    )
+    return AuthResult(success=accepted, handled=False)
+
+
+def running_server(**options) -> tuple[Controller, RecordingHandler]:
+    handler = RecordingHandler()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=check_password,
+        auth_required=True,
+        **options,
+    )
+    controller.start()
+    return controller, handler
+
+
+@pytest.fixture
+def plain_server() -> Iterator[tuple[Controller, RecordingHandler]]:
+    # AUTH without TLS is only acceptable on loopback; that is what this server tests.
+    controller, handler = running_server(auth_require_tls=False)
+    yield controller, handler
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alliance test SMTP")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_server(certificate) -> Iterator[tuple[Controller, RecordingHandler]]:
+    cert_path, key_path = certificate
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_path, key_path)
+    controller, handler = running_server(
+        tls_context=server_context, require_starttls=True, auth_require_tls=True
+    )
+    yield controller, handler
+    controller.stop()
+
+
+def survey_message(to: str = CLIENT, unsubscribe_link: str | None = UNSUBSCRIBE) -> SurveyMessage:
+    return SurveyMessage(
+        kind="invitation",
+        to=to,
+        link=LINK,
+        practice_name="Clínica Northside",
+        locale="es-MX",
+        expires_at=dt.datetime(2026, 11, 29, 21, 0, tzinfo=dt.timezone.utc),
+        unsubscribe_link=unsubscribe_link,
+        survey_id="srv-9",
+    )
+
+
+def email_config(port: int, **changes: object) -> dict[str, object]:
+    config: dict[str, object] = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "username": USERNAME,
+        "password": PASSWORD,
+        "from": SENDER,
+        "timeout_seconds": 5,
+    }
+    config.update(changes)
+    return config
+
+
+def received(handler: RecordingHandler) -> tuple[Envelope, EmailMessage]:
+    [envelope] = handler.envelopes
+    return envelope, email.message_from_bytes(envelope.original_content, policy=policy.default)
+
+
+def test_delivers_a_multipart_message_over_plain_smtp_with_auth(plain_server):
+    controller, handler = plain_server
+    channel = build_channel("email", email_config(controller.port))
+
+    receipt = channel.send(survey_message(to=f"  {CLIENT} "))
+
+    envelope, message = received(handler)
+    assert envelope.mail_from == SENDER
+    assert envelope.rcpt_tos == [CLIENT]
+    assert message["To"] == CLIENT
+    assert message["From"].addresses[0].addr_spec == SENDER
+    assert message["From"].addresses[0].display_name == "Clínica Northside"
+    assert message["Subject"] == "¿Qué tal le fue en su sesión?"
+    assert message["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert receipt.channel == "email"
+    assert receipt.provider_message_id == message["Message-ID"]
+    assert message["Message-ID"].endswith("@northside.example>")
+
+
+def test_the_message_has_a_text_and_an_html_part(plain_server):
+    controller, handler = plain_server
+    build_channel("email", email_config(controller.port)).send(survey_message())
+
+    _, message = received(handler)
+    assert message.get_content_type() == "multipart/alternative"
+    text_part, html_part = message.iter_parts()
+    assert text_part.get_content_type() == "text/plain"
+    assert html_part.get_content_type() == "text/html"
+    assert LINK in text_part.get_content()
+    assert f'href="{LINK}"' in html_part.get_content()
+    assert "sesión" in text_part.get_content()  # UTF-8 survives the trip
+
+
+def test_no_list_unsubscribe_header_without_a_link(plain_server):
+    controller, handler = plain_server
+    build_channel("email", email_config(controller.port)).send(
+        survey_message(unsubscribe_link=None)
+    )
+
+    _, message = received(handler)
+    assert message["List-Unsubscribe"] is None
+
+
+def test_a_from_with_its_own_display_name_keeps_it(plain_server):
+    controller, handler = plain_server
+    config = email_config(controller.port, **{"from": f"Northside Surveys <{SENDER}>"})
+    build_channel("email", config).send(survey_message())
+
+    envelope, message = received(handler)
+    assert envelope.mail_from == SENDER
+    assert message["From"].addresses[0].display_name == "Northside Surveys"
+
+
+def test_delivers_over_starttls_with_auth(tls_server, certificate):
+    controller, handler = tls_server
+    cert_path, _ = certificate
+    channel = SmtpEmailChannel(
+        "127.0.0.1",
+        controller.port,
+        SENDER,
+        starttls=True,
+        username=USERNAME,
+        password=PASSWORD,
+        timeout=5,
+        ssl_context=ssl.create_default_context(cafile=str(cert_path)),
+    )
+
+    channel.send(survey_message())
+
+    envelope, message = received(handler)
+    assert envelope.rcpt_tos == [CLIENT]
+    assert message["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>"
+
+
+def test_an_untrusted_certificate_is_a_permanent_tls_failure(tls_server):
+    controller, handler = tls_server
+    # The system trust store does not know the test's self-signed certificate.
+    channel = build_channel("email", email_config(controller.port, starttls=True))
+
+    with pytest.raises(DeliveryPermanentError) as raised:
+        channel.send(survey_message())
+
+    assert raised.value.reason == "tls-failed"
+    assert handler.envelopes == []
+
+
+def test_a_server_that_requires_starttls_refuses_a_plain_client(tls_server):
+    controller, handler = tls_server
+    channel = build_channel("email", email_config(controller.port, starttls=False))
+
+    with pytest.raises(DeliveryPermanentError) as raised:
+        channel.send(survey_message())
+
+    assert raised.value.reason == "misconfigured"
+
+    assert handler.envelopes == []
+
+
+def test_starttls_against_a_server_without_it_is_misconfigured(plain_server):
+    controller, _ = plain_server
+    channel = build_channel("email", email_config(controller.port, starttls=True))
+
+    with pytest.raises(DeliveryPermanentError) as raised:
+        channel.send(survey_message())
+
+    assert raised.value.reason == "misconfigured"
+
+
+def test_a_wrong_password_is_a_permanent_auth_failure(plain_server):
+    controller, handler = plain_server
+    channel = build_channel("email", email_config(controller.port, password="wrong"))
+
+    with pytest.raises(DeliveryPermanentError) as raised:
+        channel.send(survey_message())
+
+    assert raised.value.reason == "auth-failed"
+    assert handler.envelopes == []
+
+
+@pytest.mark.parametrize(
+    ("recipient", "error", "reason", "provider_code"),
+    [
+        ("gone@example.org", DeliveryPermanentError, "invalid-address", "550 5.1.1"),
+        ("spam@example.org", DeliveryPermanentError, "rejected", "554 5.7.1"),
+        ("busy@example.org", DeliveryTemporaryError, None, "451 4.3.0"),
+    ],
+)
+def test_refused_recipients_map_by_reply_code(
+    plain_server, recipient, error, reason, provider_code
+):
+    controller, handler = plain_server
+    channel = build_channel("email", email_config(controller.port))
+
+    with pytest.raises(error) as raised:
+        channel.send(survey_message(to=recipient))
+
+    assert getattr(raised.value, "reason", None) == reason
+    assert raised.value.provider_code == provider_code
+    assert recipient not in str(raised.value)  # the server's text repeats the address
+    assert handler.envelopes == []
+
+
+def test_connection_refused_is_temporary():
+    channel = build_channel("email", email_config(free_port()))
+
+    with pytest.raises(DeliveryTemporaryError):
+        channel.send(survey_message())
+
+
+def test_a_server_that_never_greets_times_out_as_temporary():
+    # The kernel accepts the connection for a listening socket; no greeting ever comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        channel = build_channel(
+            "email", email_config(silent.getsockname()[1], timeout_seconds=0.2)
+        )
+
+        with pytest.raises(DeliveryTemporaryError):
+            channel.send(survey_message())
+
+
+def test_an_address_that_is_not_plain_is_refused_before_connecting():
+    channel = build_channel("email", email_config(free_port()))
+
+    with pytest.raises(DeliveryPermanentError) as raised:
+        channel.send(survey_message(to="client@example.org\r\nBcc: victim@example.org"))
+
+    assert raised.value.reason == "invalid-address"
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("client@example.org", "client@example.org"),
+        ("  First.Last+tag@sub.example.co.uk ", "First.Last+tag@sub.example.co.uk"),
+        ("Client <client@example.org>", None),
+        ("client@localhost", None),
+        ("client@@example.org", None),
+        ("no-at-sign.example.org", None),
+        ("clïent@example.org", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_accepts_only_plain_addresses(raw, normalized):
+    assert normalize_email(raw) == normalized
+    channel = SmtpEmailChannel("127.0.0.1", 25, SENDER)
+    assert channel.accepts(Contact(phone="+15551234567", email=raw, locale=None)) == normalized
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        (None, "delivery.email"),
+        ({"smtp_port": 587, "from": SENDER}, "delivery.email.smtp_host"),
+        ({"smtp_host": "mail.example", "from": SENDER}, "delivery.email.smtp_port"),
+        ({"smtp_host": "mail.example", "smtp_port": "587", "from": SENDER},
+         "delivery.email.smtp_port"),
+        ({"smtp_host": "mail.example", "smtp_port": 70000, "from": SENDER},
+         "delivery.email.smtp_port"),
+        ({"smtp_host": "mail.example", "smtp_port": 587}, "delivery.email.from"),
+        ({"smtp_host": "mail.example", "smtp_port": 587, "from": "not an address"},
+         "delivery.email.from"),
+        ({"smtp_host": "mail.example", "smtp_port": 587, "from": SENDER, "starttls": "yes"},
+         "delivery.email.starttls"),
+        ({"smtp_host": "mail.example", "smtp_port": 587, "from": SENDER, "password": "x"},
+         "delivery.email.username"),
+    ],
+)
+def test_a_bad_config_names_the_field(config, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        build_channel("email", config)
