@@ -1,0 +1,19 @@
+"""EHR integration: the FHIR R4 gateway, its authentication, and the alliance record writer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from integrations.ehr.fhir_client import build_gateway
+from integrations.ehr.webhook_sink import WebhookRecordSink
+from integrations.ehr.writer import AllianceRecordWriter
+
+
+def build_record_writer(ehr_config: Mapping) -> AllianceRecordWriter | WebhookRecordSink:
+    """The write-back for a practice's ehr block: FHIR R4, or signed webhooks (type webhook)."""
+    if ehr_config.get("type") == "webhook":
+        missing = [name for name in ("url", "secret") if not ehr_config.get(name)]
+        if missing:
+            raise ValueError(f"ehr (webhook) is missing: {', '.join(missing)}")
+        return WebhookRecordSink(ehr_config["url"], ehr_config["secret"])
+    return AllianceRecordWriter(build_gateway(ehr_config))

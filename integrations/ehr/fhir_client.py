@@ -1,0 +1,337 @@
+"""FHIR R4 REST client: the EhrGateway over one requests.Session."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+
+from integrations.ehr.auth import AuthProvider, build_auth
+from integrations.ehr.errors import (
+    EhrAuthError,
+    EhrConflict,
+    EhrError,
+    EhrNotFound,
+    EhrPermanentError,
+    EhrTransientError,
+)
+from integrations.ehr.port import EhrGateway, Written
+from integrations.http import (
+    DEFAULT_TIMEOUT,
+    TRANSPORT_FAILURES,
+    build_session,
+    parse_retry_after,
+)
+
+FHIR_JSON = "application/fhir+json"
+# A search for one identifier should fit one page; the bound stops a server that loops.
+MAX_SEARCH_PAGES = 20
+MAX_MESSAGE_DETAIL = 500
+_FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
+
+
+class FhirGateway(EhrGateway):
+    """EhrGateway speaking FHIR R4 JSON over HTTP, with auth, timeouts and error mapping."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: AuthProvider,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._auth = auth
+        self._session = session or build_session(timeout)
+        self._timeout = timeout
+        self._clock = clock
+
+    def read(self, resource_type: str, resource_id: str) -> dict:
+        """GET {base}/{type}/{id}."""
+        response = self._send("GET", resource_type, self._url(resource_type, resource_id))
+        resource = _json_body(response)
+        if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
+            raise EhrError(f"FHIR GET {resource_type} answered without a {resource_type}")
+        return resource
+
+    def search(self, resource_type: str, params: Mapping[str, str]) -> list[dict]:
+        """GET {base}/{type}?params, following the Bundle's next links on the same server."""
+        url: str | None = self._url(resource_type)
+        query: Mapping[str, str] | None = params
+        matches: list[dict] = []
+        for _ in range(MAX_SEARCH_PAGES):
+            response = self._send("GET", resource_type, url, params=query)
+            bundle = _json_body(response)
+            if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+                raise EhrError(f"FHIR search {resource_type} answered without a Bundle")
+            matches.extend(_matching_resources(bundle))
+            url, query = self._next_page(bundle), None
+            if url is None:
+                return matches
+        raise EhrError(f"FHIR search {resource_type} has more than {MAX_SEARCH_PAGES} pages")
+
+    def create(self, resource: dict, if_none_exist: str | None) -> Written:
+        """POST {base}/{type}; a conditional create that matched returns created=False."""
+        resource_type = _resource_type(resource)
+        headers = {"Prefer": "return=representation"}
+        if if_none_exist:
+            headers["If-None-Exist"] = if_none_exist
+        response = self._send(
+            "POST", resource_type, self._url(resource_type), body=resource, headers=headers
+        )
+        written = _written(response, resource_type, created=response.status_code == 201)
+        if written.id or not if_none_exist:
+            return _require_id(written, resource_type)
+        # Some servers answer a conditional-create match with neither body nor Location.
+        return self._find_existing(resource_type, if_none_exist)
+
+    def update(self, resource: dict, if_match: str | None) -> Written:
+        """PUT {base}/{type}/{id}; if_match is a version id ("3") or an ETag (W/"3")."""
+        resource_type = _resource_type(resource)
+        resource_id = resource.get("id")
+        if not resource_id:
+            raise ValueError(f"cannot update a {resource_type} without an id")
+        headers = {"Prefer": "return=representation"}
+        if if_match:
+            headers["If-Match"] = etag_for(if_match)
+        response = self._send(
+            "PUT",
+            resource_type,
+            self._url(resource_type, resource_id),
+            body=resource,
+            headers=headers,
+            conflict_possible=True,
+        )
+        written = _written(response, resource_type, created=response.status_code == 201)
+        if written.id is None:
+            written = Written(resource_id, written.version_id, written.etag, None, written.created)
+        return written
+
+    def _find_existing(self, resource_type: str, if_none_exist: str) -> Written:
+        matches = self.search(resource_type, dict(parse_qsl(if_none_exist)))
+        if len(matches) != 1:
+            raise EhrError(
+                f"FHIR conditional create {resource_type} matched, but a search found "
+                f"{len(matches)} resources"
+            )
+        found = matches[0]
+        version = (found.get("meta") or {}).get("versionId")
+        return Written(found["id"], version, etag_for(version) if version else None, found, False)
+
+    def _send(
+        self,
+        method: str,
+        resource_type: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: dict | None = None,
+        headers: Mapping[str, str] | None = None,
+        conflict_possible: bool = False,
+    ) -> requests.Response:
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        request_headers = {"Accept": FHIR_JSON, **(headers or {})}
+        if data is not None:
+            request_headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+        for attempt in (1, 2):
+            response = self._transmit(method, resource_type, url, params, data, request_headers)
+            # An expired or revoked token: fetch a new one and try exactly once more.
+            if response.status_code == 401 and attempt == 1:
+                self._auth.invalidate()
+                continue
+            break
+        if 200 <= response.status_code < 300:
+            return response
+        raise self._error_for(response, method, resource_type, conflict_possible)
+
+    def _transmit(
+        self,
+        method: str,
+        resource_type: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        headers: Mapping[str, str],
+    ) -> requests.Response:
+        try:
+            return self._session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers={**headers, **self._auth.headers()},
+                timeout=self._timeout,
+                # A redirected POST would silently turn into a GET; treat redirects as errors.
+                allow_redirects=False,
+            )
+        except TRANSPORT_FAILURES as exc:
+            raise EhrTransientError(
+                f"FHIR {method} {resource_type} failed: {type(exc).__name__}"
+            ) from exc
+
+    def _error_for(
+        self, response: requests.Response, method: str, resource_type: str, conflict_possible: bool
+    ) -> EhrError:
+        return error_for_response(
+            response, f"FHIR {method} {resource_type}", self._clock(), conflict_possible
+        )
+
+    def _url(self, resource_type: str, resource_id: str | None = None) -> str:
+        if not re.fullmatch(r"[A-Z][A-Za-z]+", resource_type):
+            raise ValueError(f"not a FHIR resource type: {resource_type!r}")
+        if resource_id is None:
+            return f"{self._base_url}/{resource_type}"
+        if not re.fullmatch(_FHIR_ID, resource_id):
+            raise ValueError(f"not a FHIR id: {resource_id!r}")
+        return f"{self._base_url}/{resource_type}/{resource_id}"
+
+    def _next_page(self, bundle: dict) -> str | None:
+        for link in bundle.get("link") or []:
+            if link.get("relation") == "next" and link.get("url"):
+                url = link["url"]
+                # Never send our credentials to another server a Bundle points at.
+                if not url.startswith(self._base_url + "/") and not url.startswith(
+                    self._base_url + "?"
+                ):
+                    raise EhrError("FHIR search next link leaves the configured base URL")
+                return url
+        return None
+
+
+def build_gateway(ehr_config: Mapping) -> EhrGateway:
+    """Build the gateway for a practice's (decrypted) ehr block of CONTRACT §2."""
+    kind = ehr_config.get("type")
+    if kind != "fhir-r4":
+        raise ValueError(f"ehr.type must be 'fhir-r4', not {kind!r}")
+    base_url = ehr_config.get("base_url")
+    if not base_url:
+        raise ValueError("ehr.base_url is required")
+    session = build_session()
+    auth = build_auth(ehr_config.get("auth") or {"type": "none"}, session)
+    return FhirGateway(base_url, auth, session)
+
+
+def error_for_response(
+    response: requests.Response, what: str, now: float, conflict_possible: bool = False
+) -> EhrError:
+    """Map a non-2xx answer to the error class that tells the caller what to do next."""
+    status = response.status_code
+    outcome = _operation_outcome(response)
+    message = f"{what} answered {status}"
+    detail = describe_outcome(outcome)
+    if detail:
+        message = f"{message}: {detail}"
+    if status == 429 or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+        return EhrTransientError(message, retry_after)
+    if status in (401, 403):
+        return EhrAuthError(message, status, outcome)
+    if status == 404:
+        return EhrNotFound(message, status, outcome)
+    if status in (409, 412) and conflict_possible:
+        return EhrConflict(message, status, outcome)
+    return EhrPermanentError(message, status, outcome)
+
+
+def etag_for(version: str) -> str:
+    """The weak ETag for a version id; an ETag given as-is is returned unchanged."""
+    if version.startswith(('W/"', '"')):
+        return version
+    return f'W/"{version}"'
+
+
+def version_from_etag(etag: str | None) -> str | None:
+    """The version id inside an ETag such as W/"3", or None."""
+    if not etag:
+        return None
+    value = etag.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    return value or None
+
+
+def describe_outcome(outcome: dict | None) -> str:
+    """A short text naming what an OperationOutcome says went wrong."""
+    if not outcome:
+        return ""
+    parts = []
+    for issue in outcome.get("issue") or []:
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        where = ", ".join(issue.get("expression") or issue.get("location") or [])
+        label = f"{issue.get('severity', '?')}/{issue.get('code', '?')}"
+        parts.append(" ".join(p for p in (label, text, f"at {where}" if where else "") if p))
+    return "; ".join(parts)[:MAX_MESSAGE_DETAIL]
+
+
+def _written(response: requests.Response, resource_type: str, created: bool) -> Written:
+    body = _json_body(response)
+    is_resource = isinstance(body, dict) and body.get("resourceType") == resource_type
+    resource = body if is_resource else None
+    etag = response.headers.get("ETag")
+    location_id, location_version = _parse_location(
+        response.headers.get("Location") or response.headers.get("Content-Location"),
+        resource_type,
+    )
+    resource_id = (resource or {}).get("id") or location_id
+    version = (
+        ((resource or {}).get("meta") or {}).get("versionId")
+        or version_from_etag(etag)
+        or location_version
+    )
+    return Written(resource_id, version, etag, resource, created)
+
+
+def _require_id(written: Written, resource_type: str) -> Written:
+    if not written.id:
+        raise EhrError(f"FHIR create {resource_type} answered without an id or Location")
+    return written
+
+
+def _parse_location(location: str | None, resource_type: str) -> tuple[str | None, str | None]:
+    if not location:
+        return None, None
+    path = urlsplit(location).path.rstrip("/")
+    match = re.search(
+        rf"(?:^|/){resource_type}/({_FHIR_ID})(?:/_history/({_FHIR_ID}))?$", path
+    )
+    if not match:
+        return None, None
+    return match.group(1), match.group(2)
+
+
+def _resource_type(resource: dict) -> str:
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise ValueError("resource has no resourceType")
+    return resource_type
+
+
+def _matching_resources(bundle: dict) -> list[dict]:
+    return [
+        entry["resource"]
+        for entry in bundle.get("entry") or []
+        if isinstance(entry.get("resource"), dict)
+        and (entry.get("search") or {}).get("mode", "match") == "match"
+    ]
+
+
+def _json_body(response: requests.Response) -> object:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _operation_outcome(response: requests.Response) -> dict | None:
+    body = _json_body(response)
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        return body
+    return None

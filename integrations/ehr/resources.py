@@ -1,0 +1,255 @@
+"""Builders for the FHIR R4 resources we write back (CONTRACT §5): plain dicts, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from integrations.ehr.writer import AllianceRecord, AnswerItem
+
+FHIR_BASE = "https://alliance-feedback.org/fhir"
+QUESTIONNAIRE_RESPONSE_SYSTEM = f"{FHIR_BASE}/sid/questionnaire-response"
+OBSERVATION_SYSTEM = f"{FHIR_BASE}/sid/observation"
+FLAG_SYSTEM = f"{FHIR_BASE}/sid/flag"
+ALLIANCE_CODE_SYSTEM = f"{FHIR_BASE}/CodeSystem/alliance"
+INTERPRETATION_CODE_SYSTEM = f"{FHIR_BASE}/CodeSystem/alliance-interpretation"
+
+OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
+V3_INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+UCUM = "http://unitsofmeasure.org"
+
+TOTAL_CODE = "alliance-total"
+POMP_CODE = "alliance-pomp"
+RUPTURE_CODE = "alliance-rupture"
+
+# Low uses the standard v3 code so EHRs highlight it; watch and check-in have no standard code.
+INTERPRETATIONS: Mapping[str, tuple[str, str, str, str]] = {
+    "low": (V3_INTERPRETATION_SYSTEM, "L", "Low", "Low therapeutic alliance"),
+    "watch": (
+        INTERPRETATION_CODE_SYSTEM,
+        "watch",
+        "Watch",
+        "Alliance slipping: watch at the next sessions",
+    ),
+    "check-in": (
+        INTERPRETATION_CODE_SYSTEM,
+        "check-in",
+        "Check-in",
+        "Check in with the client about how therapy is going",
+    ),
+}
+
+
+def identifier_query(system: str, value: str) -> str:
+    """The If-None-Exist / search expression that finds a resource by its identifier."""
+    return f"identifier={system}|{value}"
+
+
+def has_identifier(resource: dict, token: str) -> bool:
+    """Whether a resource matches an identifier search token ("system|value" or "value")."""
+    system, _, value = token.rpartition("|")
+    identifiers = resource.get("identifier") or []
+    if isinstance(identifiers, dict):  # QuestionnaireResponse has a single identifier
+        identifiers = [identifiers]
+    return any(
+        identifier.get("value") == value and (not system or identifier.get("system") == system)
+        for identifier in identifiers
+    )
+
+
+def fhir_datetime(moment: datetime) -> str:
+    """A FHIR dateTime (UTC, 'Z') for an aware datetime."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("FHIR dateTime needs a timezone-aware datetime")
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def build_questionnaire_response(record: AllianceRecord) -> dict:
+    """The client's answers as a completed QuestionnaireResponse."""
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "identifier": {"system": QUESTIONNAIRE_RESPONSE_SYSTEM, "value": record.response_id},
+        "questionnaire": f"{record.instrument_url}|{record.instrument_version}",
+        "status": "completed",
+        "subject": _patient(record),
+        "encounter": _encounter(record),
+        "authored": fhir_datetime(record.authored),
+        "author": _patient(record),
+        "item": [_answered_item(answer) for answer in record.answers if answer.value is not None],
+    }
+
+
+def build_observation(record: AllianceRecord, questionnaire_response_id: str) -> dict:
+    """The scored alliance: total, one component per subscale, derived from the response."""
+    observation = {
+        "resourceType": "Observation",
+        "identifier": [{"system": OBSERVATION_SYSTEM, "value": record.response_id}],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {"system": OBSERVATION_CATEGORY_SYSTEM, "code": "survey", "display": "Survey"}
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": ALLIANCE_CODE_SYSTEM,
+                    "code": TOTAL_CODE,
+                    "display": "Therapeutic alliance total score",
+                }
+            ],
+            "text": f"{record.instrument_title} total score",
+        },
+        "subject": _patient(record),
+        "encounter": _encounter(record),
+        "effectiveDateTime": fhir_datetime(record.authored),
+        "valueQuantity": _score(record.total),
+        "derivedFrom": [{"reference": f"QuestionnaireResponse/{questionnaire_response_id}"}],
+        "component": [_subscale_component(name, value) for name, value in record.subscales.items()]
+        + [_pomp_component(record)],
+    }
+    if record.interpretation is not None:
+        observation["interpretation"] = [_interpretation(record.interpretation)]
+    if record.reasons:
+        observation["note"] = [{"text": " ".join(record.reasons)}]
+    return observation
+
+
+def build_flag(record: AllianceRecord, text: str, episode_id: str) -> dict:
+    """An active rupture Flag whose code.text says in plain words what was seen."""
+    return {
+        "resourceType": "Flag",
+        "identifier": [{"system": FLAG_SYSTEM, "value": episode_id}],
+        "status": "active",
+        "category": [
+            {
+                "coding": [
+                    {"system": FLAG_CATEGORY_SYSTEM, "code": "behavioral", "display": "Behavioral"}
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": ALLIANCE_CODE_SYSTEM,
+                    "code": RUPTURE_CODE,
+                    "display": "Therapeutic alliance rupture",
+                }
+            ],
+            "text": text,
+        },
+        "subject": _patient(record),
+        "encounter": _encounter(record),
+        "period": {"start": fhir_datetime(record.authored)},
+    }
+
+
+def resolved_flag(flag: dict, ended_at: datetime) -> dict:
+    """A copy of the Flag set inactive with period.end (never before period.start)."""
+    if flag.get("status") == "inactive" and (flag.get("period") or {}).get("end"):
+        return flag  # already resolved: a replay keeps the first end
+    end = fhir_datetime(ended_at)
+    start = (flag.get("period") or {}).get("start")
+    if start and _instant(start) > _instant(end):
+        end = start  # a clock skew must not produce an invalid period
+    return {**flag, "status": "inactive", "period": {**(flag.get("period") or {}), "end": end}}
+
+
+def flag_with_text(flag: dict, text: str) -> dict:
+    """A copy of the Flag whose code.text is replaced, codings kept."""
+    return {**flag, "code": {**(flag.get("code") or {}), "text": text}}
+
+
+def _answered_item(answer: AnswerItem) -> dict:
+    item: dict = {"linkId": answer.link_id}
+    if answer.text:
+        item["text"] = answer.text
+    item["answer"] = [_answer_value(answer.value)]
+    return item
+
+
+def _answer_value(value: object) -> dict:
+    # bool first: it is a subclass of int.
+    if isinstance(value, bool):
+        return {"valueBoolean": value}
+    if isinstance(value, int):
+        return {"valueInteger": value}
+    if isinstance(value, float):
+        return {"valueDecimal": value}
+    if isinstance(value, str):
+        return {"valueString": value}
+    raise TypeError(f"unsupported answer value type: {type(value).__name__}")
+
+
+def _subscale_component(name: str, value: float) -> dict:
+    return {
+        "code": {
+            "coding": [
+                {
+                    "system": ALLIANCE_CODE_SYSTEM,
+                    "code": f"subscale-{name}",
+                    "display": f"Alliance subscale: {name}",
+                }
+            ],
+            "text": f"{name.replace('-', ' ').replace('_', ' ').capitalize()} subscale",
+        },
+        "valueQuantity": _score(value),
+    }
+
+
+def _pomp_component(record: AllianceRecord) -> dict:
+    return {
+        "code": {
+            "coding": [
+                {
+                    "system": ALLIANCE_CODE_SYSTEM,
+                    "code": POMP_CODE,
+                    "display": "Alliance total as percent of maximum possible",
+                }
+            ],
+            "text": f"Total as percent of the maximum of {_number(record.total_max)}",
+        },
+        "valueQuantity": {
+            "value": _number(record.pomp),
+            "unit": "%",
+            "system": UCUM,
+            "code": "%",
+        },
+    }
+
+
+def _interpretation(kind: str) -> dict:
+    try:
+        system, code, display, text = INTERPRETATIONS[kind]
+    except KeyError:
+        raise ValueError(f"unknown interpretation {kind!r}") from None
+    return {"coding": [{"system": system, "code": code, "display": display}], "text": text}
+
+
+def _score(value: float) -> dict:
+    return {"value": _number(value), "unit": "score", "system": UCUM, "code": "{score}"}
+
+
+def _number(value: float) -> int | float:
+    # Whole scores read better as integers in an EHR; others keep two decimals.
+    rounded = round(float(value), 2)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+def _patient(record: AllianceRecord) -> dict:
+    return {"reference": f"Patient/{record.patient_id}"}
+
+
+def _encounter(record: AllianceRecord) -> dict:
+    return {"reference": f"Encounter/{record.session_id}"}
+
+
+def _instant(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    # A date-only or zone-less value from the server: read it as UTC to stay comparable.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

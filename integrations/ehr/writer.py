@@ -1,0 +1,128 @@
+"""Writes scored responses and the rupture Flag lifecycle to the EHR, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from integrations.ehr.errors import EhrConflict
+from integrations.ehr.port import EhrGateway
+from integrations.ehr.resources import (
+    FLAG_SYSTEM,
+    OBSERVATION_SYSTEM,
+    QUESTIONNAIRE_RESPONSE_SYSTEM,
+    build_flag,
+    build_observation,
+    build_questionnaire_response,
+    flag_with_text,
+    identifier_query,
+    resolved_flag,
+)
+
+# Each conflict means someone else changed the Flag meanwhile; a few re-reads settle it.
+MAX_UPDATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class AnswerItem:
+    """One answered item: its linkId, the item text shown, and the value given."""
+
+    link_id: str
+    text: str
+    value: object  # int | float | bool | str
+
+
+@dataclass(frozen=True)
+class AllianceRecord:
+    """Everything written back for one scored survey response."""
+
+    practice_id: str
+    patient_id: str
+    session_id: str
+    response_id: str  # our opaque uuid, stable per response: the idempotency key
+    instrument_url: str
+    instrument_version: str
+    instrument_title: str
+    authored: datetime
+    answers: tuple[AnswerItem, ...]
+    total: float
+    total_max: float
+    subscales: Mapping[str, float]
+    pomp: float
+    decision: str
+    reasons: tuple[str, ...]
+    interpretation: str | None  # 'low' | 'watch' | 'check-in' | None
+
+
+@dataclass(frozen=True)
+class FlagRef:
+    """Where a rupture Flag lives in the EHR; identifier is its episode id under FLAG_SYSTEM."""
+
+    id: str
+    version_id: str | None
+    identifier: str
+
+
+@dataclass(frozen=True)
+class WrittenScores:
+    """Ids of the resources holding one scored response."""
+
+    questionnaire_response_id: str
+    observation_id: str
+
+
+class AllianceRecordWriter:
+    """Writes QuestionnaireResponse, Observation and Flag through an EhrGateway."""
+
+    QUESTIONNAIRE_RESPONSE_IDENTIFIER_SYSTEM = QUESTIONNAIRE_RESPONSE_SYSTEM
+    OBSERVATION_IDENTIFIER_SYSTEM = OBSERVATION_SYSTEM
+    FLAG_IDENTIFIER_SYSTEM = FLAG_SYSTEM
+
+    def __init__(self, gateway: EhrGateway) -> None:
+        self._gateway = gateway
+
+    def write_scores(self, record: AllianceRecord) -> WrittenScores:
+        """Create the QuestionnaireResponse, then the Observation derived from it; both once."""
+        response = self._gateway.create(
+            build_questionnaire_response(record),
+            if_none_exist=identifier_query(QUESTIONNAIRE_RESPONSE_SYSTEM, record.response_id),
+        )
+        observation = self._gateway.create(
+            build_observation(record, questionnaire_response_id=response.id),
+            if_none_exist=identifier_query(OBSERVATION_SYSTEM, record.response_id),
+        )
+        return WrittenScores(response.id, observation.id)
+
+    def raise_flag(self, record: AllianceRecord, text: str, episode_id: str) -> FlagRef:
+        """Create the active rupture Flag for an episode (once, however often called)."""
+        written = self._gateway.create(
+            build_flag(record, text, episode_id),
+            if_none_exist=identifier_query(FLAG_SYSTEM, episode_id),
+        )
+        return FlagRef(written.id, written.version_id, episode_id)
+
+    def update_flag_text(self, flag: FlagRef, text: str) -> FlagRef:
+        """Replace what the Flag says (an unresolved rupture), version-aware."""
+        return self._change_flag(flag, lambda current: flag_with_text(current, text))
+
+    def resolve_flag(self, flag: FlagRef, ended_at: datetime) -> FlagRef:
+        """Set the Flag inactive with period.end (the alliance was repaired), version-aware."""
+        return self._change_flag(flag, lambda current: resolved_flag(current, ended_at))
+
+    def _change_flag(self, flag: FlagRef, change: Callable[[dict], dict]) -> FlagRef:
+        attempt = 1
+        while True:
+            current = self._gateway.read("Flag", flag.id)
+            version = (current.get("meta") or {}).get("versionId")
+            changed = change(current)
+            if changed == current:
+                return FlagRef(flag.id, version, flag.identifier)  # a replay: already done
+            try:
+                written = self._gateway.update(changed, if_match=version)
+            except EhrConflict:
+                if attempt >= MAX_UPDATE_ATTEMPTS:
+                    raise
+                attempt += 1
+                continue
+            return FlagRef(written.id, written.version_id, flag.identifier)
