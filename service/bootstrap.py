@@ -28,6 +28,17 @@ def _real_ehr(ehr_config: Mapping):
     return build_gateway(ehr_config)
 
 
+def _record_writer(services: "Services", ehr_config: Mapping):
+    """Where scores and flags go: FHIR through the EHR gateway, or a signed outbound webhook."""
+    if ehr_config.get("type") == "webhook":
+        from integrations.ehr.webhook_sink import WebhookRecordSink
+
+        return WebhookRecordSink(ehr_config["url"], ehr_config["secret"])
+    from integrations.ehr.writer import AllianceRecordWriter
+
+    return AllianceRecordWriter(services.ehr_for(ehr_config))
+
+
 def _real_channel(name: str, config: Mapping | None):
     from integrations.delivery import build_channel
 
@@ -44,6 +55,9 @@ class Services:
     ehr_for: Callable[[Mapping], object] = _real_ehr
     channel_for: Callable[[str, Mapping | None], object] = _real_channel
     extras: dict = field(default_factory=dict)
+
+    def writer_for(self, ehr_config: Mapping):
+        return _record_writer(self, ehr_config)
 
     def survey_link(self, token: str) -> str:
         return f"{self.settings.public_url}/s/{token}"

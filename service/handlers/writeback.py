@@ -105,9 +105,9 @@ def _episode(conn: Connection, episode_id: str | None) -> dict | None:
 def _write(ctx: JobContext, practice: Practice, instrument: Instrument, survey: dict,
            response: dict | None, assessment: dict, episode: dict | None) -> None:
     from integrations.ehr.errors import EhrPermanentError, EhrTransientError
-    from integrations.ehr.writer import AllianceRecordWriter, FlagRef
+    from integrations.ehr.writer import FlagRef
 
-    writer = AllianceRecordWriter(ctx.services.ehr_for(practice.ehr))
+    writer = ctx.services.writer_for(practice.ehr)
     record = _record(practice, instrument, survey, response, assessment)
     step = "QuestionnaireResponse"
     flag_update: dict = {}

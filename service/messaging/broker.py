@@ -11,6 +11,6 @@ def connect(url: str) -> Connection:
     if url.startswith(("amqp", "pyamqp")):
         options = {"confirm_publish": True}
     elif url.startswith("sqla+"):
-        # The embedded queue polls its table; 0.2 s keeps the demo snappy.
-        options = {"polling_interval": 0.2}
+        # kombu hands these to create_engine: wait for SQLite's lock instead of failing.
+        options = {"connect_args": {"timeout": 30}}
     return Connection(url, transport_options=options, heartbeat=0, connect_timeout=5)

@@ -45,7 +45,7 @@ class Relay:
                 producer.publish(
                     {"job_id": job.id, "kind": job.kind}, exchange=EXCHANGE,
                     routing_key=route(job.kind), delivery_mode=2, retry=True,
-                    retry_policy=RETRY_POLICY, content_type="application/json",
+                    retry_policy=RETRY_POLICY,
                 )
                 sent.append(job.id)
         except Exception as error:  # broker down: put the rest back and try again next round
