@@ -42,10 +42,26 @@ class BearerOrSmartAuth(StrictSchema):
 
 
 class Ehr(StrictSchema):
-    type = fields.String(required=True, validate=validate.OneOf(["fhir-r4"]))
-    base_url = fields.String(required=True, validate=HTTP_URL)
+    type = fields.String(required=True, validate=validate.OneOf(["fhir-r4", "webhook"]))
+    base_url = fields.String(validate=HTTP_URL)
     auth = fields.Nested(BearerOrSmartAuth, load_default=lambda: {"type": "none"})
     timeout_seconds = fields.Float(validate=validate.Range(min=0.5, max=60))
+    # type "webhook": signed alliance.* events to the practice, for EHRs without FHIR write access
+    url = fields.String(validate=HTTP_URL)
+    secret = fields.String()
+
+    @validates_schema
+    def _per_type(self, data, **_kwargs):
+        if data.get("type") == "fhir-r4" and not data.get("base_url"):
+            raise ValidationError({"base_url": ["required for type fhir-r4"]})
+        if data.get("type") == "webhook":
+            problems = {}
+            if not data.get("url"):
+                problems["url"] = ["required for type webhook"]
+            if not _is_whsec(data.get("secret")):
+                problems["secret"] = ["must be 'whsec_' followed by base64 of at least 24 bytes"]
+            if problems:
+                raise ValidationError(problems)
 
 
 class Sms(StrictSchema):

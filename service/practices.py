@@ -16,7 +16,7 @@ from service.crypto import SecretBox
 from service.persistence.tables import practices
 
 SECRET_FIELDS = {
-    ("webhook_secrets",), ("ehr", "auth", "token"), ("ehr", "auth", "private_key_jwk"),
+    ("webhook_secrets",), ("ehr", "secret"), ("ehr", "auth", "token"), ("ehr", "auth", "private_key_jwk"),
     ("delivery", "sms", "auth_token"), ("delivery", "email", "password"),
     ("fhir_notifications", "channel_token"), ("fhir_notifications", "hub_secret"),
 }
