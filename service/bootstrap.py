@@ -55,6 +55,19 @@ class Services:
     ehr_for: Callable[[Mapping], object] = _real_ehr
     channel_for: Callable[[str, Mapping | None], object] = _real_channel
     extras: dict = field(default_factory=dict)
+    _catalogue: tuple = field(default=(None, None), repr=False)
+
+    def instruments(self) -> dict:
+        """The instrument catalogue, reloaded only when the practice-loaded folder changes."""
+        from service.domain.instruments import instrument_catalogue
+
+        folder = self.settings.instruments_dir
+        stamp = folder.stat().st_mtime_ns if folder is not None and folder.is_dir() else None
+        cached_stamp, catalogue = self._catalogue
+        if catalogue is None or cached_stamp != stamp:
+            catalogue = instrument_catalogue(folder if stamp is not None else None)
+            self._catalogue = (stamp, catalogue)
+        return catalogue
 
     def writer_for(self, ehr_config: Mapping):
         return _record_writer(self, ehr_config)

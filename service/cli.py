@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timezone
 from pathlib import Path
 
 import click
@@ -88,11 +89,9 @@ def practice() -> None:
 def practice_apply(file: str) -> None:
     """Create or update a practice from a JSON document; prints its id."""
     from service import practices
-    from service.domain.instruments import instrument_catalogue
-
     services = _services()
     raw = _read_json(file)
-    catalogue = instrument_catalogue(services.settings.instruments_dir)
+    catalogue = services.instruments()
 
     def extra_checks(document: dict) -> list[str]:
         return _practice_checks(document, catalogue)
@@ -129,13 +128,19 @@ def _practice_checks(document: dict, catalogue: dict) -> list[str]:
 
 @practice.command("list")
 def practice_list() -> None:
-    """List practices (no secrets)."""
+    """One line per practice: id, name, time zone, EHR, how webhooks authenticate (no secrets)."""
     from service import practices
 
     services = _services()
     with services.engine.begin() as conn:
-        for row in practices.list_all(conn):
-            click.echo(f"{row['id']}\t{row['name']}\t{row['timezone']}")
+        found = [practices.load(conn, services.box, row["id"]) for row in practices.list_all(conn)]
+    click.echo("\t".join(("id", "name", "timezone", "ehr", "channels", "webhook_secrets", "fhir_auth")))
+    for item in found:
+        fhir_auth = "+".join(name for name in ("channel_token", "hub_secret")
+                             if item.fhir_notifications.get(name)) or "-"
+        click.echo("\t".join((item.id, item.name, item.timezone, item.ehr["base_url"],
+                              ",".join(item.delivery["channels"]), str(len(item.webhook_secrets)),
+                              fhir_auth)))
 
 
 @practice.command("show")
@@ -157,22 +162,41 @@ def events() -> None:
     """The event log: what arrived and what it was taken for."""
 
 
+EVENT_COLUMNS = ("received_at", "id", "practice_id", "source", "delivery_id", "event_type",
+                 "session_id", "outcome", "reason")
+
+
 @events.command("list")
-@click.option("--practice", "practice_id", default=None)
+@click.option("--practice", "practice_id", default=None, help="Only this practice's events.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 def events_list(practice_id: str | None, limit: int) -> None:
-    """One line per event, newest first (no personal data)."""
+    """One line per event, newest first: what arrived, its outcome, and why it was ignored.
+
+    Prints opaque ids only: never the payload, so no contact details or names.
+    """
     from service.persistence.tables import webhook_events as ev
 
     services = _services()
-    query = select(ev.c.id, ev.c.received_at, ev.c.practice_id, ev.c.source, ev.c.event_type,
-                   ev.c.session_id, ev.c.outcome, ev.c.reason).order_by(ev.c.received_at.desc()).limit(limit)
+    query = (select(*(ev.c[name] for name in EVENT_COLUMNS))
+             .order_by(ev.c.received_at.desc(), ev.c.id).limit(limit))
     if practice_id:
         query = query.where(ev.c.practice_id == practice_id)
     with services.engine.begin() as conn:
-        for row in conn.execute(query).mappings():
-            click.echo("\t".join(str(row[key] or "-") for key in (
-                "received_at", "id", "practice_id", "source", "event_type", "session_id", "outcome", "reason")))
+        rows = conn.execute(query).mappings().all()
+    click.echo("\t".join(EVENT_COLUMNS))
+    for row in rows:
+        click.echo("\t".join(_event_cell(name, row[name]) for name in EVENT_COLUMNS))
+
+
+def _event_cell(name: str, value) -> str:
+    if value is None:
+        return "-"
+    if name == "received_at":
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if name == "outcome" and value == "accepted":
+        return "accepted (waiting for the worker)"
+    # Tabs or newlines from a sender's ids would break the columns.
+    return " ".join(str(value).split())
 
 
 @main.group()

@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy import Connection, select, update
 
 from service import practices
-from service.domain.instruments import Instrument, instrument_catalogue
+from service.domain.instruments import Instrument
 from service.domain.ruptures import RuptureRules, SessionObservation, assess_series
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.persistence.tables import assessments, responses, rupture_episodes, surveys
@@ -30,7 +30,7 @@ def assess_and_write_back(ctx: JobContext) -> None:
         if survey is None:
             raise PermanentFailure("survey no longer exists")
         practice = practices.load(conn, services.box, survey["practice_id"])
-        instrument = instrument_catalogue(services.settings.instruments_dir)[survey["instrument_id"]]
+        instrument = services.instruments()[survey["instrument_id"]]
         assessment = _assessment(conn, survey, practice, instrument, services.clock())
         response = conn.execute(select(responses).where(
             responses.c.survey_id == survey_id)).mappings().first()
