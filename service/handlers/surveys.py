@@ -68,12 +68,12 @@ def send_invitation(ctx: JobContext) -> None:
         return _finish(ctx, survey["id"], status=SKIPPED, status_reason="the client opted out")
     now = ctx.services.clock()
     expires_at = now + timedelta(hours=practice.survey["expire_after_hours"])
-    channel = _deliver(ctx, survey, practice, client, "invitation", expires_at)
+    channel, refused = _deliver(ctx, survey, practice, client, "invitation", expires_at)
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
         if channel is None:
             conn.execute(update(surveys).where(surveys.c.id == survey["id"]).values(
-                status=FAILED, status_reason="no channel could reach the client"))
+                status=FAILED, status_reason=f"no channel could reach the client ({'; '.join(refused)})"))
             return
         conn.execute(update(surveys).where(surveys.c.id == survey["id"]).values(
             status=SENT, channel=channel, sent_at=now, expires_at=expires_at))
@@ -91,8 +91,8 @@ def send_reminder(ctx: JobContext) -> None:
         return
     if client and client["opted_out_at"] is not None:
         return
-    channel = _deliver(ctx, survey, practice, client, "reminder", survey["expires_at"],
-                       only=survey["channel"])
+    channel, _refused = _deliver(ctx, survey, practice, client, "reminder", survey["expires_at"],
+                                 only=survey["channel"])
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
         if channel:
@@ -114,8 +114,8 @@ def expire_survey(ctx: JobContext) -> None:
 
 
 def _deliver(ctx: JobContext, survey: dict, practice: Practice, client: dict | None, kind: str,
-             expires_at: datetime, only: str | None = None) -> str | None:
-    """Try the practice's channels in order; the channel name that worked, or None."""
+             expires_at: datetime, only: str | None = None) -> tuple[str | None, list[str]]:
+    """Try the practice's channels in order: the channel that worked (or None), and refusals."""
     from integrations.delivery.errors import DeliveryPermanentError, DeliveryTemporaryError
     from integrations.delivery.port import Contact, SurveyMessage
 
@@ -149,13 +149,13 @@ def _deliver(ctx: JobContext, survey: dict, practice: Practice, client: dict | N
             log.warning("delivery refused", channel=name, survey_id=survey["id"], reason=error.reason)
             continue
         log.info("survey delivered", channel=name, kind=kind, survey_id=survey["id"])
-        return name
+        return name, permanent
     if temporary:
         delays = [e.retry_after for e in temporary if e.retry_after]
         raise RetryLater("every channel failed for now", max(delays) if delays else None,
                          {"refused": permanent})
     log.error("survey undeliverable", survey_id=survey["id"], refused=permanent)
-    return None
+    return None, permanent
 
 
 def _load(ctx: JobContext) -> tuple[dict, Practice, dict | None]:

@@ -118,3 +118,24 @@ def test_every_nth_session_against_fatigue(services, channels, run_due, clock):
         clock.advance(days=7)
     invited = [m.survey_id for m in channels["sms"].sent if m.kind == "invitation"]
     assert len(invited) == 2 and len(set(invited)) == 2
+
+
+def test_an_undeliverable_survey_is_recorded_and_listed(services, channels, run_due, database):
+    from click.testing import CliRunner
+
+    from integrations.delivery.errors import DeliveryPermanentError
+    from service.cli import main
+
+    use_practice(services)
+    client = create_app(services=services).test_client()
+    channels["sms"].fail_next(1, DeliveryPermanentError("invalid-number"))
+    send_session(client, "enc-1")  # the client has a phone but no e-mail
+    run_due()
+    assert statuses(services) == ["failed"]
+    env = {"ALLIANCE_DATABASE_URL": database[0], "ALLIANCE_SECRET_KEY": services.settings.secret_key,
+           "ALLIANCE_VAR_DIR": str(services.settings.var_dir), "ALLIANCE_LOG_LEVEL": "ERROR"}
+    listed = CliRunner().invoke(main, ["surveys", "list", "--status", "failed"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "enc-1" in listed.output
+    assert "no channel could reach the client (sms: invalid-number; email: no address)" in listed.output
+    assert "+1555" not in listed.output

@@ -175,3 +175,19 @@ def test_forged_and_expired_links(client, channels, run_due, clock):
     run_due()
     assert client.get(f"/api/v1/surveys/{token}").status_code == 410
     assert client.get(f"/s/{token}").status_code == 410
+
+
+def test_low_then_high_then_high_raises_and_resolves_one_flag(client, channels, fake_ehr, run_due, clock):
+    for number, answers in enumerate([LOW, HIGH, HIGH]):
+        assert post_event(client, clock, session_id=f"enc-{number}").status_code == 202
+        run_due()
+        assert answer(client, channels, answers).status_code == 201
+        run_due()
+        if number == 0:
+            [raised] = fake_ehr.resources("Flag")
+            assert raised["status"] == "active"
+        clock.advance(days=7)
+    [flag] = fake_ehr.resources("Flag")
+    assert flag["status"] == "inactive" and flag["period"]["end"]
+    assert [v["status"] for v in fake_ehr.history("Flag", flag["id"])] == ["active", "inactive"]
+    assert len(fake_ehr.resources("Observation")) == 3
