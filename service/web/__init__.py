@@ -25,10 +25,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
     app.extensions["alliance"] = services
 
-    from service.web import ops, surveys, webhooks
+    from service.web import consent, ops, surveys, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(surveys.bp)
+    app.register_blueprint(consent.bp)
     app.register_blueprint(ops.bp)
     if settings.demo:
         from service.web.demo_fhir import create_demo_fhir_blueprint

@@ -1,27 +1,147 @@
-"""The client's side: the survey page (HTML, no JavaScript needed) and its JSON API (§4)."""
+"""The client's side: the survey page (HTML, no JavaScript needed) and its JSON API (§4).
+
+The page speaks English or Spanish, carries a CSRF token bound to the survey, and limits form
+posts per link and address; the JSON API keeps the contract's problem+json answers.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import deque
+from datetime import datetime, timedelta
+
 from flask import Blueprint, current_app, jsonify, render_template, request
+from itsdangerous import Signer
 from marshmallow import ValidationError
 
 from schemas.base import error_map
 from schemas.surveys import AnswersRequest, SurveyView
-from service.domain.instruments import Instrument, instrument_catalogue
+from service.domain.instruments import Instrument
 from service.domain.scoring import InvalidAnswers, score, validate_answers
+from service.handlers.consent import client_of_survey
 from service.handlers.surveys import OpenSurvey, SurveyUnavailable, open_survey, record_answers
+from service.web import i18n
 from service.web.problems import Problem
 
 bp = Blueprint("surveys", __name__)
 
+POSTS_PER_WINDOW = 10
+POST_WINDOW = timedelta(minutes=1)
+CSRF_FIELD = "csrf_token"
+# Survey pages hold a link token and health questions: never cached, never sent as a referrer,
+# never framed (the consent buttons must not be clickjacked), no script at all.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
 
-def _services():
+
+class RateLimiter:
+    """At most `limit` hits per key within a sliding `window`; in memory, per process."""
+
+    def __init__(self, limit: int, window: timedelta, max_keys: int = 10_000):
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self._hits: dict[tuple, deque] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: tuple, now: datetime) -> bool:
+        """Count a hit for `key`; False when the key is over its limit (the hit is not counted)."""
+        cutoff = now - self.window
+        with self._lock:
+            if len(self._hits) >= self.max_keys:
+                self._forget_before(cutoff)
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= cutoff:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return False
+            hits.append(now)
+            return True
+
+    def _forget_before(self, cutoff: datetime) -> None:
+        stale = [key for key, hits in self._hits.items() if not hits or hits[-1] <= cutoff]
+        for key in stale:
+            del self._hits[key]
+        if len(self._hits) >= self.max_keys:
+            # Memory must stay bounded even under a flood of distinct keys.
+            self._hits.clear()
+
+
+def form_token(secret: str, survey_id: str, purpose: str) -> str:
+    """The hidden CSRF token of a form: an HMAC of the survey id under the service secret."""
+    return _form_signer(secret, purpose).get_signature(survey_id).decode()
+
+
+def form_token_valid(secret: str, survey_id: str, purpose: str, given: str | None) -> bool:
+    """True when `given` is the form token of this survey and purpose (constant-time check)."""
+    return bool(given) and _form_signer(secret, purpose).verify_signature(survey_id, given)
+
+
+def _form_signer(secret: str, purpose: str) -> Signer:
+    return Signer(secret, salt=f"survey-form:{purpose}", digest_method=hashlib.sha256)
+
+
+# ---- helpers shared with the consent pages --------------------------------------------------
+
+def services():
+    """The wired services of the running app."""
     return current_app.extensions["alliance"]
 
 
+def page_language(stored_locale: str | None) -> str:
+    """?lang, else the client's stored locale, else the browser's Accept-Language."""
+    return i18n.choose_language(request.args.get("lang"), stored_locale,
+                                request.accept_languages.values())
+
+
+def render_page(template: str, language: str, status: int = 200, **context):
+    """Render a client page in `language` with the page headers."""
+    html = render_template(template, lang=language, t=i18n.strings(language), **context)
+    response = current_app.make_response((html, status))
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+def message_page(status: int, language: str):
+    """A friendly page for 400, 404, 409, 410 and 429."""
+    response = render_page("message.html", language, status, code=status)
+    if status == 429:
+        response.headers["Retry-After"] = str(int(POST_WINDOW.total_seconds()))
+    return response
+
+
+def post_allowed(token: str) -> bool:
+    """Count a form post against its link and the sender's address."""
+    limiter = current_app.extensions.setdefault(
+        "alliance.form_limiter", RateLimiter(POSTS_PER_WINDOW, POST_WINDOW))
+    return limiter.allow((token, request.remote_addr), services().clock())
+
+
+def csrf_valid(survey_id: str, purpose: str) -> bool:
+    """Whether the posted form carries this survey's token for `purpose`."""
+    return form_token_valid(services().settings.secret_key, survey_id, purpose,
+                            request.form.get(CSRF_FIELD))
+
+
+def csrf_for(survey_id: str, purpose: str) -> str:
+    return form_token(services().settings.secret_key, survey_id, purpose)
+
+
+def link_client(token: str):
+    """(survey id, client) behind a link token; either may be None."""
+    survey_id = services().signer.survey_id(token)
+    return survey_id, (client_of_survey(services(), survey_id) if survey_id else None)
+
+
+# ---- JSON API (CONTRACT §4) -----------------------------------------------------------------
+
 def _open(token: str) -> OpenSurvey:
-    services = _services()
-    return open_survey(services, token, instrument_catalogue(services.settings.instruments_dir))
+    wired = services()
+    return open_survey(wired, token, wired.instruments())
 
 
 @bp.get("/api/v1/surveys/<token>")
@@ -46,38 +166,63 @@ def submit_json(token: str):
         detail = "; ".join(f"{k}: {v}" for k, v in error.errors.items())
         raise Problem(422, "Invalid answers", detail, dict(error.errors)) from None
     try:
-        response_id = record_answers(_services(), survey, answers, score(survey.instrument, answers))
+        response_id = record_answers(services(), survey, answers, score(survey.instrument, answers))
     except SurveyUnavailable as error:
         raise Problem(error.status, "Survey unavailable", str(error)) from None
     return jsonify(status="recorded", response_id=response_id), 201
 
 
+def _api(token: str) -> OpenSurvey:
+    try:
+        return _open(token)
+    except SurveyUnavailable as error:
+        titles = {404: "Unknown survey", 409: "Already answered", 410: "Survey closed"}
+        raise Problem(error.status, titles[error.status], str(error)) from None
+
+
+def _view(survey: OpenSurvey) -> dict:
+    return {"instrument": survey.instrument.id, "title": survey.instrument.title,
+            "items": survey.instrument.public_items(), "expires_at": survey.expires_at,
+            "locale": survey.locale}
+
+
+# ---- the page -------------------------------------------------------------------------------
+
 @bp.get("/s/<token>")
 def page(token: str):
     """The survey page."""
-    survey = _page_or_error(token)
-    if not isinstance(survey, OpenSurvey):
-        return survey
-    return render_template("survey.html", survey=survey, items=_page_items(survey.instrument),
-                           values={}, errors={})
+    _survey_id, client = link_client(token)
+    language = page_language(client.locale if client else None)
+    try:
+        survey = _open(token)
+    except SurveyUnavailable as error:
+        return message_page(error.status, language)
+    return _form_page(survey, token, language)
 
 
 @bp.post("/s/<token>")
 def submit_page(token: str):
     """The form post: thanks page, or the form again with a message next to each wrong item."""
-    survey = _page_or_error(token)
-    if not isinstance(survey, OpenSurvey):
-        return survey
-    values = {key: value for key, value in request.form.items()}
+    _survey_id, client = link_client(token)
+    language = page_language(client.locale if client else None)
+    if not post_allowed(token):
+        return message_page(429, language)
+    try:
+        survey = _open(token)
+    except SurveyUnavailable as error:
+        return message_page(error.status, language)
+    if not csrf_valid(survey.id, "answer"):
+        return message_page(400, language)
+    values = {item.link_id: request.form.get(item.link_id, "") for item in survey.instrument.items}
     try:
         answers = validate_answers(survey.instrument, form_answers(survey.instrument, values))
-        record_answers(_services(), survey, answers, score(survey.instrument, answers))
+        record_answers(services(), survey, answers, score(survey.instrument, answers))
     except InvalidAnswers as error:
-        return render_template("survey.html", survey=survey, items=_page_items(survey.instrument),
-                               values=values, errors=error.errors), 422
+        errors = i18n.field_messages(language, survey.instrument, error.errors)
+        return _form_page(survey, token, language, values, errors, status=422)
     except SurveyUnavailable as error:
-        return _unavailable(error)
-    return render_template("thanks.html", practice_name=survey.practice_name)
+        return message_page(error.status, language)
+    return render_page("thanks.html", language, practice_name=survey.practice_name)
 
 
 def form_answers(instrument: Instrument, form: dict) -> dict:
@@ -101,30 +246,13 @@ def form_answers(instrument: Instrument, form: dict) -> dict:
     return answers
 
 
-def _api(token: str) -> OpenSurvey:
-    try:
-        return _open(token)
-    except SurveyUnavailable as error:
-        titles = {404: "Unknown survey", 409: "Already answered", 410: "Survey closed"}
-        raise Problem(error.status, titles[error.status], str(error)) from None
-
-
-def _page_or_error(token: str):
-    try:
-        return _open(token)
-    except SurveyUnavailable as error:
-        return _unavailable(error)
-
-
-def _unavailable(error: SurveyUnavailable):
-    return render_template("unavailable.html", status=error.status), error.status
-
-
-def _view(survey: OpenSurvey) -> dict:
-    return {"instrument": survey.instrument.id, "title": survey.instrument.title,
-            "items": survey.instrument.public_items(), "expires_at": survey.expires_at,
-            "locale": survey.locale}
-
-
-def _page_items(instrument: Instrument) -> list:
-    return list(instrument.items)
+def _form_page(survey: OpenSurvey, token: str, language: str, values: dict | None = None,
+               errors: dict | None = None, status: int = 200):
+    other = next(code for code in i18n.LANGUAGES if code != language)
+    return render_page(
+        "survey.html", language, status, survey=survey, token=token,
+        items=i18n.page_items(survey.instrument, language), values=values or {},
+        errors=errors or {}, csrf_token=csrf_for(survey.id, "answer"), csrf_field=CSRF_FIELD,
+        closes_on=i18n.long_date(survey.expires_at, language),
+        other_language=other, other_language_name=i18n.strings(other)["language_name"],
+    )
