@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAYLOADS = ROOT.parent / "shared" / "payloads"
+# The shared payloads sit beside the repository (CI lays them out the same way).
+PAYLOADS = Path(os.environ.get("ALLIANCE_TEST_PAYLOADS", ROOT.parent / "shared" / "payloads"))
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 from email.utils import formatdate
-from pathlib import Path
 
 import pytest
 import requests
@@ -23,8 +22,8 @@ from integrations.ehr.errors import (
 from integrations.ehr.fhir_client import FhirGateway, build_gateway
 from integrations.ehr.port import Written
 from integrations.http import build_session
+from support import PAYLOADS
 
-PAYLOADS = Path(__file__).resolve().parents[2] / ".." / "shared" / "payloads"
 FHIR_JSON = "application/fhir+json"
 NOW = 1_790_000_000.0
 IDENTIFIER = "identifier=https://alliance-feedback.org/fhir/sid/flag|ep-1"

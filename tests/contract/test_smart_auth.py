@@ -4,7 +4,6 @@ published example keys."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jwt
 import pytest
@@ -21,8 +20,9 @@ from integrations.ehr.auth import (
 from integrations.ehr.errors import EhrAuthError, EhrTransientError
 from integrations.ehr.fhir_client import FhirGateway
 from integrations.http import build_session
+from support import PAYLOADS
 
-SMART = Path(__file__).resolve().parents[2] / ".." / "shared" / "payloads" / "smart-backend"
+SMART = PAYLOADS / "smart-backend"
 NOW = 1_790_000_000.0
 CLIENT_ID = "alliance-feedback-northside"
 SCOPE = "system/Observation.cu system/QuestionnaireResponse.cu system/Flag.cru"

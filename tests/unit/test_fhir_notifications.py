@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,8 +14,8 @@ from service.intake.fhir_notifications import (
     parse_status_resource,
     relative_reference,
 )
+from support import PAYLOADS
 
-PAYLOADS = Path(__file__).resolve().parents[2] / ".." / "shared" / "payloads"
 CANDLE_SUBSCRIPTION = "Subscription/383c610b-8a8b-4173-b363-7b811509aadd"
 CANDLE_TOPIC = "http://example.org/FHIR/SubscriptionTopic/encounter-complete"
 ATHENA_TOPICS = "https://api.platform.athenahealth.com/fhir/r4/SubscriptionTopic/"

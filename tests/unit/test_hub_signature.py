@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from pathlib import Path
 
 import pytest
 
 from service.intake.hub_signature import verify_hub_signature
+from support import PAYLOADS
 
-VENDORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "payloads" / "vendors"
+VENDORS = PAYLOADS / "vendors"
 ATHENA = json.loads((VENDORS / "athenahealth-x-hub-signature-vectors.json").read_text())
 SECRET = ATHENA["secret"]
 VECTORS = [(v["body_file"], v["X-Hub-Signature"]) for v in ATHENA["vectors"]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -17,8 +16,8 @@ from service.intake.sessions import (
     patient_reference,
     topic_name,
 )
+from support import PAYLOADS
 
-PAYLOADS = Path(__file__).resolve().parents[2] / ".." / "shared" / "payloads"
 ATHENA_TOPICS = "https://api.platform.athenahealth.com/fhir/r4/SubscriptionTopic/"
 ENCOUNTER_COMPLETE = "http://example.org/FHIR/SubscriptionTopic/encounter-complete"
 
