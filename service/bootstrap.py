@@ -54,7 +54,6 @@ class Services:
     signer: LinkSigner
     ehr_for: Callable[[Mapping], object] = _real_ehr
     channel_for: Callable[[str, Mapping | None], object] = _real_channel
-    extras: dict = field(default_factory=dict)
     _catalogue: tuple = field(default=(None, None), repr=False)
 
     def instruments(self) -> dict:

@@ -3,7 +3,6 @@ clock, and fakes of our own ports (EHR gateway, delivery channels)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -13,35 +12,7 @@ from service.bootstrap import bootstrap
 from service.config import Settings
 from service.persistence.db import make_engine
 from service.persistence.migrate import upgrade
-from support import FakeClock, practice_document
-
-POSTGRES_ADMIN_URL = os.environ.get("ALLIANCE_TEST_POSTGRES_URL",
-                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-AMQP_URL = os.environ.get("ALLIANCE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-REQUIRE_SERVICES = os.environ.get("ALLIANCE_TEST_REQUIRE_SERVICES") == "1"
-
-
-def _service_available(kind: str) -> bool:
-    try:
-        if kind == "postgres":
-            with create_engine(POSTGRES_ADMIN_URL).connect() as conn:
-                conn.execute(text("SELECT 1"))
-        else:
-            from kombu import Connection
-
-            with Connection(AMQP_URL, connect_timeout=3) as connection:
-                connection.ensure_connection(max_retries=1)
-        return True
-    except Exception:
-        return False
-
-
-def require(kind: str) -> None:
-    """Skip when a server is absent on a developer machine; fail in CI, where it must be up."""
-    if not _service_available(kind):
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{kind} is required (ALLIANCE_TEST_REQUIRE_SERVICES=1) but not reachable")
-        pytest.skip(f"{kind} not reachable")
+from support import POSTGRES_ADMIN_URL, FakeClock, practice_document, require, truncate_all
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +33,6 @@ def postgres_database():
     admin.dispose()
 
 
-def _truncate(engine) -> None:
-    from service.persistence.tables import metadata
-
-    with engine.begin() as conn:
-        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {names} CASCADE"))
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request, tmp_path):
     """(url, engine) of an empty, migrated database on each backend."""
@@ -81,7 +44,7 @@ def database(request, tmp_path):
         engine.dispose()
     else:
         url, engine = request.getfixturevalue("postgres_database")
-        _truncate(engine)
+        truncate_all(engine)
         yield url, engine
 
 

@@ -3,13 +3,53 @@
 from __future__ import annotations
 
 import os
-
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared payloads sit beside the repository (CI lays them out the same way).
 PAYLOADS = Path(os.environ.get("ALLIANCE_TEST_PAYLOADS", ROOT.parent / "shared" / "payloads"))
+POSTGRES_ADMIN_URL = os.environ.get("ALLIANCE_TEST_POSTGRES_URL",
+                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("ALLIANCE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REQUIRE_SERVICES = os.environ.get("ALLIANCE_TEST_REQUIRE_SERVICES") == "1"
+
+
+def _service_available(kind: str) -> bool:
+    try:
+        if kind == "postgres":
+            with create_engine(POSTGRES_ADMIN_URL).connect() as conn:
+                conn.execute(text("SELECT 1"))
+        else:
+            from kombu import Connection
+
+            with Connection(AMQP_URL, connect_timeout=3) as connection:
+                connection.ensure_connection(max_retries=1)
+        return True
+    except Exception:
+        return False
+
+
+def require(kind: str) -> None:
+    """Skip when a server is absent on a developer machine; fail in CI, where it must be up."""
+    if not _service_available(kind):
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{kind} is required (ALLIANCE_TEST_REQUIRE_SERVICES=1) but not reachable")
+        pytest.skip(f"{kind} not reachable")
+
+
+def truncate_all(engine) -> None:
+    """Empty every table of a migrated database (the PostgreSQL database is shared by the run)."""
+    from service.persistence.tables import metadata
+
+    with engine.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 

@@ -22,9 +22,8 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
-from conftest import AMQP_URL, require
 from service.demo import session_completed, signed_event
-from support import DEMO_SECRET, practice_document
+from support import AMQP_URL, DEMO_SECRET, practice_document, require, truncate_all
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -119,9 +118,7 @@ def run_one_session(base_url: str, log_source, store: Path) -> dict:
 def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir_server):
     require("rabbitmq")
     database_url, engine = postgres_database
-    from conftest import _truncate
-
-    _truncate(engine)
+    truncate_all(engine)
     ehr_url, store = fhir_server
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"

@@ -8,7 +8,7 @@ import time
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from conftest import AMQP_URL, require
+from support import AMQP_URL, require
 from service.handlers.runner import JobRunner
 from service.messaging.broker import connect
 from service.messaging.consumer import JobConsumer
