@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-IDENTIFIER = validate.Length(min=1, max=200)
+# PostgreSQL text cannot hold NUL, and control characters in ids would corrupt logs and the CLI.
+PRINTABLE = validate.Regexp(r"\A[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")
+IDENTIFIER = [validate.Length(min=1, max=200), PRINTABLE]
 
 
 class Contact(Schema):
@@ -14,7 +16,7 @@ class Contact(Schema):
     phone = fields.String(load_default=None, allow_none=True,
                           validate=validate.Regexp(r"^\+[1-9]\d{6,14}$", error="must be an E.164 number like +15551234567"))
     email = fields.Email(load_default=None, allow_none=True)
-    locale = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
+    locale = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=16), PRINTABLE])
 
 
 class SessionData(Schema):
@@ -25,7 +27,7 @@ class SessionData(Schema):
     patient_id = fields.String(required=True, validate=IDENTIFIER)
     practitioner_id = fields.String(load_default=None, allow_none=True, validate=IDENTIFIER)
     ended_at = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
-    status = fields.String(load_default="completed", validate=validate.Length(min=1, max=40))
+    status = fields.String(load_default="completed", validate=[validate.Length(min=1, max=40), PRINTABLE])
     contact = fields.Nested(Contact, load_default=None, allow_none=True)
 
 
@@ -33,17 +35,37 @@ class NativeEvent(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    type = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    type = fields.String(required=True, validate=[validate.Length(min=1, max=100), PRINTABLE])
     timestamp = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
     # Checked only for session.completed; other types are recorded as they are.
     data = fields.Dict(required=True)
 
 
-class EventAccepted(Schema):
-    status = fields.String(metadata={"example": "accepted"})
-    event_id = fields.String()
-    duplicate = fields.Boolean()
+class SessionCompletedEvent(NativeEvent):
+    """The one native event type that can lead to a survey (documentation of `data`)."""
+
+    type = fields.String(required=True, metadata={"enum": ["session.completed"]})
+    data = fields.Nested(SessionData, required=True)
+
+
+class EventOutcome(Schema):
+    event_id = fields.String(required=True, metadata={"description": "our id of the stored event"})
+    duplicate = fields.Boolean(required=True, metadata={
+        "description": "true for a repeated delivery or a session that already has its survey"})
     ignored = fields.String(metadata={"description": "why the event causes no survey, when it does not"})
+
+
+class EventAccepted(EventOutcome):
+    status = fields.String(required=True, metadata={"enum": ["accepted"]})
+
+
+class NotificationAnswer(Schema):
+    status = fields.String(required=True, metadata={"enum": ["accepted", "ok"]})
+    kind = fields.String(required=True, metadata={
+        "enum": ["handshake", "heartbeat", "event-notification", "query-status", "query-event"]})
+    duplicate = fields.Boolean(required=True)
+    events = fields.List(fields.Nested(EventOutcome), required=True,
+                         metadata={"description": "one per notification event; empty for a handshake or heartbeat"})
 
 
 class Problem(Schema):

@@ -200,6 +200,31 @@ def _event_cell(name: str, value) -> str:
 
 
 @main.group()
+def surveys() -> None:
+    """Surveys: where each one stands, and why one was not delivered."""
+
+
+@surveys.command("list")
+@click.option("--practice", "practice_id", default=None)
+@click.option("--status", default=None, help="scheduled, sent, answered, expired, closed, skipped or failed")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+def surveys_list(practice_id: str | None, status: str | None, limit: int) -> None:
+    """One line per survey, newest first (ids and states only, no personal data)."""
+    from service.persistence.tables import surveys as sv
+
+    services = _services()
+    query = select(sv.c.created_at, sv.c.id, sv.c.practice_id, sv.c.session_id, sv.c.status,
+                   sv.c.channel, sv.c.status_reason).order_by(sv.c.created_at.desc()).limit(limit)
+    if practice_id:
+        query = query.where(sv.c.practice_id == practice_id)
+    if status:
+        query = query.where(sv.c.status == status)
+    with services.engine.begin() as conn:
+        for row in conn.execute(query):
+            click.echo("\t".join(str(value or "-") for value in row))
+
+
+@main.group()
 def dlq() -> None:
     """The dead-letter store: work that failed permanently."""
 

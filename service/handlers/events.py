@@ -3,6 +3,7 @@ a worker, decide whether it is a completed session and schedule its survey."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Mapping
@@ -23,6 +24,8 @@ log = structlog.get_logger(__name__)
 
 ACCEPTED, IGNORED, DUPLICATE_SESSION = "accepted", "ignored", "duplicate-session"
 SCHEDULED, FAILED = "survey-scheduled", "failed"
+MAX_ID = 200  # the session_id and patient_id columns
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,10 @@ def record_arrival(services: Services, practice: Practice, arrival: Arrival) -> 
     with services.engine.begin() as conn:
         row = dict(
             id=event_id, practice_id=practice.id, source=arrival.source,
-            delivery_id=arrival.delivery_id, event_type=arrival.event_type,
+            delivery_id=arrival.delivery_id, event_type=_clip(arrival.event_type, 100),
             session_id=arrival.session_id, patient_id=arrival.patient_id,
-            outcome=ACCEPTED, reason=arrival.reason, payload=arrival.payload, received_at=now,
+            outcome=ACCEPTED, reason=_clip(arrival.reason, 300), payload=arrival.payload,
+            received_at=now,
         )
         if not insert_if_absent(conn, webhook_events, row):
             return Recorded(_existing_event(conn, practice.id, arrival), "duplicate-delivery")
@@ -101,7 +105,13 @@ def process_event(ctx: JobContext) -> None:
         practice = practices.load(conn, services.box, event["practice_id"]) if event else None
     if event is None or practice is None:
         raise PermanentFailure("event or practice no longer exists")
-    session = _resolve_session(services, practice, dict(event))
+    try:
+        session = _resolve_session(services, practice, dict(event))
+    except PermanentFailure as failure:
+        # The job goes to the dead-letter store; the event log says why (replay fixes both).
+        with services.engine.begin() as conn:
+            _set_outcome(conn, event["id"], FAILED, str(failure))
+        raise
     with services.engine.begin() as conn:
         if session.get("ignored"):
             _set_outcome(conn, event["id"], IGNORED, session["ignored"])
@@ -112,6 +122,10 @@ def process_event(ctx: JobContext) -> None:
         else:
             outcome = schedule_survey(ctx, conn, practice, event["id"], session)
             _set_outcome(conn, event["id"], SCHEDULED if outcome is None else IGNORED, outcome)
+        if session.get("late_claim"):
+            # The event log shows which session an id-only notification turned out to be.
+            conn.execute(update(webhook_events).where(webhook_events.c.id == event["id"]).values(
+                session_id=session["session_id"], patient_id=session["patient_id"]))
         ctx.complete(conn)
 
 
@@ -128,18 +142,23 @@ def _resolve_session(services: Services, practice: Practice, event: Mapping) -> 
         session.setdefault("dedupe_keys", [])
     if not session.get("patient_id") or not session.get("session_id"):
         return {"ignored": "the session names no patient"}
+    ids = (session["patient_id"], session["session_id"])
+    if any(len(value) > MAX_ID or CONTROL.search(value) for value in ids):
+        return {"ignored": f"the session or patient id is longer than {MAX_ID} characters or holds control characters"}
     if not session.get("contact") and _needs_contact(practice):
         session["contact"] = _read_contact(services, practice, session["patient_id"])
     return session
 
 
 def _read_focus(services: Services, practice: Practice, payload: dict) -> dict:
-    from integrations.ehr.errors import EhrPermanentError, EhrTransientError
+    from integrations.ehr.errors import EhrNotFound, EhrPermanentError, EhrTransientError
     from service.intake.sessions import classify_resource
 
     gateway = services.ehr_for(practice.ehr)
     try:
         resource = _fetch_focus(gateway, payload)
+    except EhrNotFound:
+        resource = None  # deleted since, or never there: nothing to survey, nothing to retry
     except EhrTransientError as error:
         raise RetryLater("EHR unavailable while reading the session", error.retry_after)
     except EhrPermanentError as error:
@@ -176,6 +195,8 @@ def _session_from_signal(signal) -> dict:
 
 
 def _needs_contact(practice: Practice) -> bool:
+    if practice.ehr["type"] != "fhir-r4":  # nothing to read the Patient from
+        return False
     return any(channel in ("sms", "email") for channel in practice.delivery["channels"])
 
 
@@ -199,7 +220,16 @@ def _existing_event(conn: Connection, practice_id: str, arrival: Arrival) -> str
         webhook_events.c.delivery_id == arrival.delivery_id)).scalar_one()
 
 
+def _clip(text: str | None, length: int) -> str | None:
+    """Fit free text (topics, reasons) to its column, without control characters (PostgreSQL
+    refuses NUL); ids are checked by the web layer instead."""
+    if text is None:
+        return None
+    text = CONTROL.sub(" ", text)
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
 def _set_outcome(conn: Connection, event_id: str, outcome: str, reason: str | None) -> None:
     conn.execute(update(webhook_events).where(webhook_events.c.id == event_id)
-                 .values(outcome=outcome, reason=reason))
+                 .values(outcome=outcome, reason=_clip(reason, 300)))
 

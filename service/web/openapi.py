@@ -1,4 +1,7 @@
-"""OpenAPI 3.1 generated from the marshmallow schemas with apispec."""
+"""OpenAPI 3.1 of every JSON endpoint, generated from the marshmallow schemas with apispec.
+
+HTML pages (`/s/…`) and the demo FHIR server (`/demo/…`) are not part of the API.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,31 @@ from functools import lru_cache
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from schemas.events import EventAccepted, NativeEvent, Problem
+from schemas.events import (
+    EventAccepted, EventOutcome, NativeEvent, NotificationAnswer, Problem, SessionCompletedEvent,
+)
+from schemas.ops import Health, Readiness
 from schemas.surveys import AnswersRequest, ResponseAccepted, SurveyView
+
+SCHEMAS = {
+    "Problem": Problem, "NativeEvent": NativeEvent, "SessionCompletedEvent": SessionCompletedEvent,
+    "EventOutcome": EventOutcome, "EventAccepted": EventAccepted,
+    "NotificationAnswer": NotificationAnswer, "SurveyView": SurveyView,
+    "AnswersRequest": AnswersRequest, "ResponseAccepted": ResponseAccepted,
+    "Health": Health, "Readiness": Readiness,
+}
+PRACTICE = {"name": "practice_id", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "the practice's id, as in its document"}
+TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "the token of the survey link"}
+SIGNATURE_HEADERS = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "unique per delivery; a repeat is answered as a duplicate"},
+    {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "Unix time in seconds; refused more than 5 minutes from our clock"},
+    {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "space-separated 'v1,<base64 HMAC-SHA256>' of '{id}.{timestamp}.{body}'"},
+]
 
 
 def _problem(description: str) -> dict:
@@ -16,59 +42,108 @@ def _problem(description: str) -> dict:
             "content": {"application/problem+json": {"schema": "Problem"}}}
 
 
+def _problems(*pairs: tuple[str, str]) -> dict:
+    return {code: _problem(text) for code, text in pairs}
+
+
 def _json(schema: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-PRACTICE = {"name": "practice_id", "in": "path", "required": True, "schema": {"type": "string"}}
-TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
-SIGNATURE_HEADERS = [
-    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
-    for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
-]
-
-
-@lru_cache(maxsize=1)
-def openapi_document() -> dict:
-    spec = APISpec(title="alliance-feedback", version="0.1.0", openapi_version="3.1.0",
-                   plugins=[MarshmallowPlugin()],
-                   info={"description": "Therapeutic-alliance feedback: webhooks in, surveys, FHIR write-back."})
-    for name, schema in (("Problem", Problem), ("NativeEvent", NativeEvent),
-                         ("EventAccepted", EventAccepted), ("SurveyView", SurveyView),
-                         ("AnswersRequest", AnswersRequest), ("ResponseAccepted", ResponseAccepted)):
-        spec.components.schema(name, schema=schema)
+def _native_events(spec: APISpec) -> None:
+    body = {"oneOf": [{"$ref": "#/components/schemas/SessionCompletedEvent"},
+                      {"$ref": "#/components/schemas/NativeEvent"}]}
     spec.path("/webhooks/{practice_id}/events", parameters=[PRACTICE], operations={"post": {
         "summary": "A signed native event (Standard Webhooks)",
+        "description": "Stored durably before the answer; a survey follows for a completed session.",
         "parameters": SIGNATURE_HEADERS,
-        "requestBody": {"required": True, "content": {"application/json": {"schema": "NativeEvent"}}},
-        "responses": {"202": _json("EventAccepted", "stored; a survey follows if it is a completed session"),
-                      "200": _json("EventAccepted", "a duplicate: nothing new happens"),
-                      **{code: _problem(text) for code, text in (
-                          ("400", "unparseable"), ("401", "missing, bad or expired signature"),
-                          ("404", "unknown practice"), ("413", "body over 256 KiB"),
-                          ("415", "not JSON"), ("422", "invalid fields"))}}}})
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "202": _json("EventAccepted", "stored; a survey follows if it is a completed session"),
+            "200": _json("EventAccepted", "a duplicate delivery or session: nothing new happens"),
+            **_problems(("400", "unparseable body or webhook-id"),
+                        ("401", "missing, malformed, wrong or expired signature"),
+                        ("404", "unknown practice"), ("405", "only POST"),
+                        ("413", "body over 256 KiB"), ("415", "not application/json"),
+                        ("422", "invalid fields, each named in `errors`"))}}})
+
+
+def _fhir_notifications(spec: APISpec) -> None:
     spec.path("/webhooks/{practice_id}/fhir", parameters=[PRACTICE], operations={"post": {
         "summary": "A FHIR R4 Subscriptions Backport notification Bundle",
-        "requestBody": {"required": True, "content": {"application/fhir+json": {"schema": {"type": "object"}}}},
-        "responses": {"200": {"description": "handshake, heartbeat, or a duplicate"},
-                      "202": {"description": "stored"},
-                      **{code: _problem(text) for code, text in (
-                          ("400", "unparseable"), ("401", "bad channel token or X-Hub-Signature"),
-                          ("404", "unknown practice"), ("413", "body over 256 KiB"),
-                          ("415", "not FHIR JSON"), ("422", "not a notification Bundle"))}}}})
+        "description": "Parameters or SubscriptionStatus flavour, full-resource or id-only; "
+                       "handshakes and heartbeats are answered without side effects.",
+        "security": [{"channelToken": []}, {"hubSignature": []}],
+        "requestBody": {"required": True, "content": {
+            media: {"schema": {"type": "object", "description": "a FHIR Bundle"}}
+            for media in ("application/fhir+json", "application/json")}},
+        "responses": {
+            "202": _json("NotificationAnswer", "stored; surveys follow for completed sessions"),
+            "200": _json("NotificationAnswer", "a handshake, a heartbeat, or only duplicates"),
+            **_problems(("400", "not JSON"), ("401", "bad channel token or X-Hub-Signature"),
+                        ("404", "unknown practice"), ("405", "only POST"),
+                        ("413", "body over 256 KiB"), ("415", "not FHIR JSON"),
+                        ("422", "not a notification Bundle"))}}})
+
+
+def _sms_inbound(spec: APISpec) -> None:
+    form = {"type": "object", "properties": {"From": {"type": "string"}, "Body": {"type": "string"}},
+            "additionalProperties": {"type": "string"}}
+    spec.path("/webhooks/{practice_id}/sms/inbound", parameters=[PRACTICE], operations={"post": {
+        "summary": "Inbound SMS from the provider (Twilio): STOP opts out, START opts back in",
+        "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
+        "responses": {
+            "200": {"description": "empty TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}},
+            **_problems(("401", "bad X-Twilio-Signature"), ("404", "unknown practice"),
+                        ("405", "only POST"))}}})
+
+
+def _surveys(spec: APISpec) -> None:
+    unavailable = (("404", "unknown or forged link"), ("409", "already answered"),
+                   ("410", "expired or closed"))
     spec.path("/api/v1/surveys/{token}", parameters=[TOKEN], operations={"get": {
         "summary": "The survey's items",
-        "responses": {"200": _json("SurveyView", "the items to ask"),
-                      "404": _problem("unknown or forged link"), "409": _problem("already answered"),
-                      "410": _problem("expired or closed")}}})
+        "responses": {"200": _json("SurveyView", "the items to ask"), **_problems(*unavailable)}}})
     spec.path("/api/v1/surveys/{token}/response", parameters=[TOKEN], operations={"post": {
         "summary": "Answer the survey",
         "requestBody": {"required": True, "content": {"application/json": {"schema": "AnswersRequest"}}},
         "responses": {"201": _json("ResponseAccepted", "stored and scored"),
-                      "404": _problem("unknown or forged link"), "409": _problem("already answered"),
-                      "410": _problem("expired or closed"), "422": _problem("invalid answers, named per item")}}})
-    for path, summary in (("/healthz", "process up"), ("/readyz", "database and broker reachable")):
-        spec.path(path, operations={"get": {"summary": summary, "responses": {
-            "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}},
-            **({"503": {"description": "not ready"}} if path == "/readyz" else {})}}})
+                      **_problems(*unavailable, ("422", "invalid answers, each item named in `errors`"))}}})
+
+
+def _operations(spec: APISpec) -> None:
+    spec.path("/healthz", operations={"get": {
+        "summary": "The process is up", "responses": {"200": _json("Health", "up")}}})
+    spec.path("/readyz", operations={"get": {
+        "summary": "The database and the broker are reachable",
+        "responses": {"200": _json("Readiness", "ready"), "503": _json("Readiness", "not ready")}}})
+    spec.path("/metrics", operations={"get": {
+        "summary": "Prometheus metrics",
+        "responses": {"200": {"description": "text exposition format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}})
+    spec.path("/openapi.json", operations={"get": {
+        "summary": "This document",
+        "responses": {"200": {"description": "OpenAPI 3.1",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}}}})
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict:
+    """The OpenAPI 3.1 document served at /openapi.json."""
+    spec = APISpec(title="alliance-feedback", version="0.1.0", openapi_version="3.1.0",
+                   plugins=[MarshmallowPlugin()],
+                   info={"description": "Therapeutic-alliance feedback: webhooks in, surveys, "
+                                        "FHIR write-back. Errors are RFC 9457 problem details."})
+    for name, schema in SCHEMAS.items():
+        spec.components.schema(name, schema=schema)
+    spec.components.security_scheme("channelToken", {
+        "type": "http", "scheme": "bearer",
+        "description": "the practice's fhir_notifications.channel_token (the Subscription's channel header)"})
+    spec.components.security_scheme("hubSignature", {
+        "type": "apiKey", "in": "header", "name": "X-Hub-Signature",
+        "description": "'sha256=' hex HMAC-SHA256 of the raw body keyed with fhir_notifications.hub_secret"})
+    for add in (_native_events, _fhir_notifications, _sms_inbound, _surveys, _operations):
+        add(spec)
     return spec.to_dict()

@@ -1,6 +1,7 @@
 """Webhooks in: native signed events (CONTRACT §3.1) and FHIR Subscription notifications (§3.2).
 
-Checks run cheapest-first and nothing is stored until every check has passed.
+Checks run cheapest-first and nothing is stored until every check has passed. The request path
+touches only the database (one transaction per event): never the broker, never the EHR.
 """
 
 from __future__ import annotations
@@ -8,18 +9,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 
+import structlog
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
-from standardwebhooks import Webhook, WebhookVerificationError
 
 from schemas.base import error_map
 from schemas.events import NativeEvent, SessionData
+from schemas.practice import PRACTICE_ID
 from service import practices
+from service.bootstrap import utc_now
 from service.handlers.events import Arrival, Recorded, record_arrival
+from service.intake.fhir_notifications import NotificationError, parse_notification
+from service.intake.hub_signature import verify_hub_signature
+from service.intake.sessions import COMPLETED_STATUSES, classify_resource, topic_name
+from service.intake.standard_webhooks import SignatureRefused, verify_standard_webhook
 from service.web.problems import Problem
 
+log = structlog.get_logger(__name__)
+
 MAX_BODY = 256 * 1024
+MAX_ID = 200  # webhook_events.delivery_id, session_id and patient_id columns
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# app.config key of the clock the signature tolerance is measured against: the wall clock
+# unless a test sets another (the standardwebhooks library cannot be given one).
+SIGNATURE_CLOCK = "ALLIANCE_SIGNATURE_CLOCK"
 bp = Blueprint("webhooks", __name__)
 
 
@@ -30,16 +45,17 @@ def native_event(practice_id: str):
     practice = _practice(services, practice_id)
     body = _body(("application/json",))
     _verify_standard_webhook(practice, body)
-    document = _json(body)
-    arrival = _native_arrival(document, request.headers["webhook-id"])
+    delivery_id = request.headers["webhook-id"].strip()
+    if not _fits(delivery_id):
+        raise Problem(400, "Bad webhook-id",
+                      f"the webhook-id header is longer than {MAX_ID} characters or holds control characters")
+    arrival = _native_arrival(_json(body), delivery_id)
     return _answer(record_arrival(services, practice, arrival))
 
 
 @bp.post("/webhooks/<practice_id>/fhir")
 def fhir_notification(practice_id: str):
     """Receive a FHIR R4 Subscriptions Backport notification Bundle."""
-    from service.intake.fhir_notifications import NotificationError, parse_notification
-
     services = current_app.extensions["alliance"]
     practice = _practice(services, practice_id)
     body = _body(("application/fhir+json", "application/json"))
@@ -47,19 +63,22 @@ def fhir_notification(practice_id: str):
     try:
         notification = parse_notification(body)
     except NotificationError as error:
-        status = 400 if str(error).startswith("not JSON") else 422
-        raise Problem(status, "Invalid notification", str(error)) from None
+        unparseable = str(error).startswith(("not JSON", "not UTF-8"))
+        raise Problem(400 if unparseable else 422, "Invalid notification", str(error)) from None
     if notification.kind not in ("event-notification", "query-event"):
         # Handshakes and heartbeats only prove the channel works: nothing to store.
-        return jsonify(status="ok", kind=notification.kind), 200
+        return jsonify(status="ok", kind=notification.kind, duplicate=False, events=[]), 200
     results = [record_arrival(services, practice, _fhir_arrival(notification, event, body, index))
                for index, event in enumerate(notification.events)]
     duplicate = bool(results) and all(r.duplicate for r in results)
-    return jsonify(status="accepted", duplicate=duplicate,
+    return jsonify(status="accepted", kind=notification.kind, duplicate=duplicate,
                    events=[_result(r) for r in results]), (200 if duplicate else 202)
 
 
 def _practice(services, practice_id: str):
+    if not PRACTICE_ID.match(practice_id):
+        # Cannot exist (ids are checked on apply): answer without a query, whatever the bytes.
+        raise Problem(404, "Unknown practice", "no practice with that id")
     with services.engine.begin() as conn:
         practice = practices.load(conn, services.box, practice_id)
     if practice is None:
@@ -80,42 +99,16 @@ def _body(content_types: tuple[str, ...]) -> bytes:
 
 
 def _verify_standard_webhook(practice, body: bytes) -> None:
-    headers = {name: request.headers.get(name, "") for name in
-               ("webhook-id", "webhook-timestamp", "webhook-signature")}
-    missing = [name for name, value in headers.items() if not value]
-    if missing:
-        raise Problem(401, "Signature missing", f"missing header(s): {', '.join(missing)}",
-                      slug="bad-signature")
+    now = current_app.config.get(SIGNATURE_CLOCK, utc_now)()
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Problem(400, "Unparseable body", "the body is not UTF-8 JSON") from None
-    last_error = "no webhook secret is configured for this practice"
-    # Several active secrets: the practice can rotate without downtime.
-    for secret in practice.webhook_secrets:
-        try:
-            Webhook(secret).verify(text, headers, json_parse=False)
-            return
-        except WebhookVerificationError as error:
-            last_error = str(error)
-        except ValueError:  # a signature header that is not "v1,<base64>"
-            last_error = "malformed signature"
-    raise Problem(401, "Bad signature", _signature_detail(last_error), slug="bad-signature")
-
-
-def _signature_detail(message: str) -> str:
-    if "too old" in message or "too new" in message:
-        return "the webhook-timestamp is more than 5 minutes away from our clock"
-    if "timestamp" in message.lower():
-        return "the webhook-timestamp header is not a Unix time in seconds"
-    if message == "malformed signature":
-        return "the webhook-signature header is not of the form 'v1,<base64>'"
-    return "no webhook-signature matches any of the practice's secrets"
+        # Several active secrets: the practice can rotate without downtime.
+        verify_standard_webhook(practice.webhook_secrets, request.headers, body, now)
+    except SignatureRefused as refused:
+        log.info("webhook refused", practice_id=practice.id, reason="signature")
+        raise Problem(401, "Bad signature", str(refused), slug="bad-signature") from None
 
 
 def _verify_fhir_sender(practice, body: bytes) -> None:
-    from service.intake.hub_signature import verify_hub_signature
-
     settings = practice.fhir_notifications
     token = settings.get("channel_token")
     given = request.headers.get("Authorization", "")
@@ -124,6 +117,7 @@ def _verify_fhir_sender(practice, body: bytes) -> None:
     secret = settings.get("hub_secret")
     if secret and verify_hub_signature(secret, body, request.headers.get("X-Hub-Signature")):
         return
+    log.info("webhook refused", practice_id=practice.id, reason="fhir-authentication")
     raise Problem(401, "Not authenticated",
                   "send the channel token as 'Authorization: Bearer …' or a valid X-Hub-Signature",
                   slug="bad-signature")
@@ -157,28 +151,21 @@ def _native_arrival(document, delivery_id: str) -> Arrival:
         "native", delivery_id, event["type"], {"session": session}, completed,
         None if completed else f"session status {data['status']} is not a completed session",
         session_id=data["session_id"], patient_id=data["patient_id"],
-        dedupe_keys=(f"session:{data['session_id']}",),
+        # Encounter/{id} is the key a FHIR notification for the same visit claims (write-back
+        # targets Encounter/{session_id}), so the two routes cannot both send a survey.
+        dedupe_keys=(f"session:{data['session_id']}", f"Encounter/{data['session_id']}"),
     )
 
 
 def _fhir_arrival(notification, event, body: bytes, index: int) -> Arrival:
-    from service.intake.sessions import classify_resource, topic_name
-
-    if event.event_id:  # athena asks receivers to dedupe on notificationEvent.id
-        delivery_id = f"event:{event.event_id}"
-    elif notification.subscription and event.event_number:
-        delivery_id = f"{notification.subscription}#{event.event_number}"
-    else:
-        delivery_id = f"sha256:{hashlib.sha256(body).hexdigest()}#{index}"
+    delivery_id = _fhir_delivery_id(notification, event, body, index)
     topic = notification.topic or "unknown topic"
     if event.resource is None:
-        # id-only: the worker reads the focus from the EHR (by reference, or by identifier).
-        focus_type = (event.focus or topic_name(notification.topic) or "").split("/")[0].split(".")[0]
-        payload = {"focus": event.focus, "focus_type": focus_type or None,
-                   "focus_identifier": list(event.focus_identifier) if event.focus_identifier else None,
-                   "topic": notification.topic}
-        return Arrival("fhir", delivery_id, topic, payload, None)
+        return _id_only_arrival(notification, event, delivery_id, topic)
     signal = classify_resource(event.resource, notification.topic, notification.included)
+    if not _fits(signal.session_id, signal.patient_id):
+        return Arrival("fhir", delivery_id, topic, {}, False,
+                       f"the session or patient id is longer than {MAX_ID} characters or holds control characters")
     session = {
         "session_id": signal.session_id, "patient_id": signal.patient_id,
         "practitioner_id": signal.practitioner_id, "ended_at": signal.ended_at,
@@ -187,6 +174,41 @@ def _fhir_arrival(notification, event, body: bytes, index: int) -> Arrival:
     return Arrival("fhir", delivery_id, topic, {"session": session}, signal.completed,
                    None if signal.completed else signal.reason, signal.session_id,
                    signal.patient_id, tuple(signal.dedupe_keys))
+
+
+def _fhir_delivery_id(notification, event, body: bytes, index: int) -> str:
+    if event.event_id:  # athena asks receivers to dedupe on notificationEvent.id
+        delivery_id = f"event:{event.event_id}"
+    elif notification.subscription and event.event_number:
+        delivery_id = f"{notification.subscription}#{event.event_number}"
+    else:
+        return f"sha256:{hashlib.sha256(body).hexdigest()}#{index}"
+    return delivery_id if _fits(delivery_id) else f"sha256:{hashlib.sha256(delivery_id.encode()).hexdigest()}"
+
+
+def _id_only_arrival(notification, event, delivery_id: str, topic: str) -> Arrival:
+    """id-only: the worker reads the focus from the EHR, unless no status could make it a session."""
+    focus_type = (event.focus or topic_name(notification.topic) or "").split("/")[0].split(".")[0]
+    patient_id = event.patient.split("/", 1)[1] if event.patient else None
+    if not event.focus and not event.focus_identifier:
+        return Arrival("fhir", delivery_id, topic, {}, False, "the notification names no focus resource")
+    # Classify the best case (the focus in its completed status): if even that is no completed
+    # session (a Patient focus, athena's Appointment.schedule topic), the EHR need not be asked.
+    best_case = classify_resource(
+        {"resourceType": focus_type, "status": COMPLETED_STATUSES.get(focus_type)}, notification.topic)
+    if not best_case.completed:
+        return Arrival("fhir", delivery_id, topic, {}, False, best_case.reason,
+                       patient_id=patient_id if _fits(patient_id) else None)
+    payload = {"focus": event.focus, "focus_type": focus_type,
+               "focus_identifier": list(event.focus_identifier) if event.focus_identifier else None,
+               "topic": notification.topic}
+    return Arrival("fhir", delivery_id, topic, payload, None,
+                   patient_id=patient_id if _fits(patient_id) else None)
+
+
+def _fits(*identifiers: str | None) -> bool:
+    """Whether ids can be stored as they are: short enough, and no NUL (PostgreSQL) or control characters."""
+    return all(value is None or (len(value) <= MAX_ID and not CONTROL.search(value)) for value in identifiers)
 
 
 def _invalid(error: ValidationError) -> Problem:

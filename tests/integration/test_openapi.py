@@ -1,0 +1,135 @@
+"""GET /openapi.json: OpenAPI 3.1 covering every JSON endpoint of the app, and a schemathesis
+run against it (on SQLite and PostgreSQL) that must find no server error and no answer the
+document does not describe."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance, response_schema_conformance, status_code_conformance,
+)
+
+from service.demo import session_completed, signed_event
+from service.web import create_app
+from service.web.openapi import openapi_document
+from service.web.webhooks import SIGNATURE_CLOCK
+from support import DEMO_SECRET
+
+# Pages for people, the static files behind them and the demo EHR are not part of the JSON API.
+NOT_API = re.compile(r"^/(s/|static/|demo/)")
+FHIR_TOKEN = "channel-token-0123456789"
+
+
+@pytest.fixture
+def app(services, practice, clock):
+    app = create_app(services=services)
+    app.config[SIGNATURE_CLOCK] = clock
+    return app
+
+
+def spec_paths(document: dict) -> dict[str, set[str]]:
+    return {path: {method.upper() for method in item if method != "parameters"}
+            for path, item in document["paths"].items()}
+
+
+def app_routes(app) -> dict[str, set[str]]:
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if NOT_API.match(rule.rule):
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        routes.setdefault(path, set()).update(rule.methods - {"HEAD", "OPTIONS"})
+    return routes
+
+
+def test_the_document_is_openapi_3_1_from_the_marshmallow_schemas(app):
+    answer = app.test_client().get("/openapi.json")
+    assert answer.status_code == 200 and answer.mimetype == "application/json"
+    document = answer.get_json()
+    assert document["openapi"] == "3.1.0"
+    schemas = document["components"]["schemas"]
+    assert {"NativeEvent", "SessionData", "Contact", "EventAccepted", "NotificationAnswer", "Problem",
+            "SurveyView", "AnswersRequest"} <= set(schemas)
+    assert set(schemas["SessionData"]["required"]) == {"session_id", "patient_id"}
+
+
+def test_every_json_route_is_in_the_document_and_every_documented_route_exists(app):
+    document = app.test_client().get("/openapi.json").get_json()
+    assert app_routes(app) == spec_paths(document)
+
+
+def test_every_documented_error_is_problem_json(app):
+    document = app.test_client().get("/openapi.json").get_json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")) and "503" != status:
+                    assert list(response["content"]) == ["application/problem+json"], (path, method, status)
+
+
+# --- schemathesis ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def survey_token(app, clock, run_due, channels) -> str:
+    """A live survey link, so generated requests also reach the survey API's success paths."""
+    body, headers = signed_event(DEMO_SECRET, session_completed("enc-api", "pat-api", phone="+15551234567"),
+                                 when=clock.now)
+    assert app.test_client().post("/webhooks/northside/events", data=body, headers=headers).status_code == 202
+    run_due()
+    return channels["sms"].sent[-1].link.rsplit("/s/", 1)[1]
+
+
+# Every operation with valid input; those that take a body also with invalid bodies (a path
+# or header of type string leaves nothing to make invalid).
+OPERATIONS = [
+    (method.upper(), path, mode)
+    for path, item in openapi_document()["paths"].items()
+    for method, operation in item.items() if method != "parameters"
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode is GenerationMode.POSITIVE or "requestBody" in operation
+]
+
+
+def _steer(case, survey_token: str, clock) -> dict:
+    """Point about half the generated requests at real data and sign them, so they get past the
+    404 and 401 checks into parsing, validation and storage; the rest stay as generated."""
+    parameters = case.path_parameters or {}
+    drawn = hashlib.sha256(repr((sorted(parameters.items()), case.body)).encode()).digest()
+    if drawn[0] % 2:
+        return {}
+    if "token" in parameters:
+        parameters["token"] = survey_token
+    if "practice_id" in parameters:
+        parameters["practice_id"] = "northside"
+    if case.path == "/webhooks/{practice_id}/events" and isinstance(case.body, (dict, list, str, int, float, bool)):
+        body, headers = signed_event(DEMO_SECRET, case.body, when=clock.now,
+                                     msg_id=(case.headers or {}).get("webhook-id") or None)
+        return {"data": body, "headers": {k: v for k, v in headers.items() if k != "content-type"}}
+    if case.path == "/webhooks/{practice_id}/fhir":
+        return {"headers": {"Authorization": f"Bearer {FHIR_TOKEN}"}}
+    return {}
+
+
+@pytest.mark.parametrize("method, path, mode", OPERATIONS, ids=[f"{m} {p} {g.value}" for m, p, g in OPERATIONS])
+def test_generated_requests_find_no_server_error(app, survey_token, clock, method, path, mode):
+    operation = schemathesis.openapi.from_wsgi("/openapi.json", app)[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def exercise(case):
+        case.call_and_validate(
+            checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                    response_schema_conformance],
+            **_steer(case, survey_token, clock))
+
+    exercise()
