@@ -53,8 +53,17 @@ def _install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        log.exception("unhandled error", path=request.path)
+        # The route pattern, not the path: survey paths carry the client's link token.
+        log.exception("unhandled error", route=_route())
+        if request.path.startswith("/s/"):
+            from service.web.surveys import message_page, page_language
+
+            return message_page(500, page_language(None))
         return Problem(500, "Internal error", "something went wrong on our side; nothing was stored").response()
+
+
+def _route() -> str:
+    return request.url_rule.rule if request.url_rule else "(unmatched)"
 
 
 def _install_request_logging(app: Flask) -> None:
@@ -66,6 +75,5 @@ def _install_request_logging(app: Flask) -> None:
     @app.after_request
     def _log(response):
         # Paths hold survey tokens: log the route pattern, never the token itself.
-        route = request.url_rule.rule if request.url_rule else "(unmatched)"
-        log.info("request", method=request.method, route=route, status=response.status_code)
+        log.info("request", method=request.method, route=_route(), status=response.status_code)
         return response

@@ -53,6 +53,8 @@ STRINGS: dict[str, dict[str, str]] = {
                     "from your message again.",
         "429_title": "Too many attempts",
         "429_body": "Please wait a minute, then try again. Nothing was lost.",
+        "500_title": "Something went wrong",
+        "500_body": "This is our fault, not yours. Please try again in a few minutes.",
         "unsubscribe_title": "Stop receiving surveys?",
         "unsubscribe_body": "{practice} will no longer send you a survey after your sessions. "
                             "Your care is not affected in any way.",
@@ -103,6 +105,8 @@ STRINGS: dict[str, dict[str, str]] = {
                     "abrir el enlace de su mensaje.",
         "429_title": "Demasiados intentos",
         "429_body": "Espere un minuto y vuelva a intentarlo. No se perdió nada.",
+        "500_title": "Algo salió mal",
+        "500_body": "El error es nuestro, no suyo. Vuelva a intentarlo en unos minutos.",
         "unsubscribe_title": "¿Dejar de recibir encuestas?",
         "unsubscribe_body": "{practice} ya no le enviará una encuesta después de sus sesiones. "
                             "Su atención no se ve afectada de ninguna manera.",
