@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select, update
 from service.bootstrap import Services
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.surveys import schedule_survey
+from service.metrics import EVENTS
 from service.persistence import outbox
 from service.persistence.sql import insert_if_absent
 from service.persistence.tables import session_keys, webhook_events
@@ -56,6 +57,12 @@ class Arrival:
 
 def record_arrival(services: Services, practice: Practice, arrival: Arrival) -> Recorded:
     """Store the event and its outbox job in one transaction; never calls the broker."""
+    recorded = _record(services, practice, arrival)
+    EVENTS.labels(arrival.source, recorded.outcome).inc()
+    return recorded
+
+
+def _record(services: Services, practice: Practice, arrival: Arrival) -> Recorded:
     now = services.clock()
     event_id = str(uuid.uuid4())
     with services.engine.begin() as conn:

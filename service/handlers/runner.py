@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import Connection
 
 from service.bootstrap import Services
+from service.metrics import JOB_SECONDS, JOBS
 from service.persistence import outbox
 from service.persistence.outbox import Job
 
@@ -82,10 +83,15 @@ class JobRunner:
             return "skipped"
         structlog.contextvars.bind_contextvars(job_id=job.id, job_kind=job.kind, attempt=job.attempts + 1)
         started = time.perf_counter()
+        outcome = "error"
         try:
-            return self._run(job)
+            outcome = self._run(job)
+            return outcome
         finally:
-            log.info("job finished", duration_ms=round((time.perf_counter() - started) * 1000, 1))
+            elapsed = time.perf_counter() - started
+            JOBS.labels(job.kind, outcome).inc()
+            JOB_SECONDS.labels(job.kind).observe(elapsed)
+            log.info("job finished", outcome=outcome, duration_ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("job_id", "job_kind", "attempt")
 
     def _run(self, job: Job) -> str:

@@ -191,3 +191,12 @@ def test_low_then_high_then_high_raises_and_resolves_one_flag(client, channels, 
     assert flag["status"] == "inactive" and flag["period"]["end"]
     assert [v["status"] for v in fake_ehr.history("Flag", flag["id"])] == ["active", "inactive"]
     assert len(fake_ehr.resources("Observation")) == 3
+
+
+def test_metrics_count_events_and_jobs_without_ids(client, run_due, clock):
+    post_event(client, clock, session_id="enc-metrics")
+    run_due()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'alliance_events_total{outcome="accepted",source="native"}' in text
+    assert 'alliance_jobs_total{kind="event.process",outcome="done"}' in text
+    assert "enc-metrics" not in text and "pat-17" not in text
