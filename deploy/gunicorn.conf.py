@@ -14,3 +14,11 @@ max_requests = 2048
 max_requests_jitter = 128
 accesslog = None  # our own JSON request log line replaces it (it holds no survey tokens)
 errorlog = "-"
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges in prometheus-client's multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -31,6 +31,7 @@ class Settings:
     max_attempts: int = 12
     max_job_age_hours: float = 48.0
     instruments_dir: Path | None = None
+    prometheus_multiproc_dir: str | None = None
 
     @property
     def embedded_broker(self) -> bool:
@@ -70,6 +71,7 @@ class Settings:
             max_attempts=int(_number(env, "ALLIANCE_MAX_ATTEMPTS", 12)),
             max_job_age_hours=_number(env, "ALLIANCE_MAX_JOB_AGE_HOURS", 48.0),
             instruments_dir=Path(instruments) if instruments else var_dir / "instruments",
+            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 
 from service.web.openapi import openapi_document
@@ -28,7 +28,13 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    registry = None
+    if current_app.extensions["alliance"].settings.prometheus_multiproc_dir:
+        # Several gunicorn workers: add up what each wrote to the shared folder.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry) if registry else generate_latest(),
+                    mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/openapi.json")

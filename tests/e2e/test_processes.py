@@ -123,6 +123,9 @@ def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = environment(tmp_path, database_url, AMQP_URL, base_url)
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # web and worker figures add up
     apply_practice(tmp_path, env, ehr_url)
     web = Process([BIN / "gunicorn", "service.app:create_app()", "-c", "deploy/gunicorn.conf.py"],
                   {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"}, tmp_path / "web.log")
@@ -132,6 +135,9 @@ def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir
         flag = run_one_session(base_url, worker.text, store)
         assert flag["status"] == "active" and "rupture" in flag["code"]["text"].lower()
         assert requests.get(f"{base_url}/readyz", timeout=10).json()["checks"] == {"database": True, "broker": True}
+        metrics = requests.get(f"{base_url}/metrics", timeout=10).text
+        assert 'alliance_events_total{outcome="accepted",source="native"} 1.0' in metrics
+        assert 'alliance_jobs_total{kind="response.writeback",outcome="done"} 1.0' in metrics
         _assert_no_personal_data(web.text() + worker.text())
     finally:
         web.stop()
