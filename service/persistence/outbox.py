@@ -50,7 +50,7 @@ def enqueue(
         dedupe_key=dedupe_key, attempts=0, available_at=available_at or now, created_at=now,
     )
     if dedupe_key is None:
-        conn.execute(outbox.insert().values(**values))
+        conn.execute(outbox.insert(), values)
         return job_id
     return job_id if insert_if_absent(conn, outbox, values) else None
 
