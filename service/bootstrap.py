@@ -5,6 +5,8 @@ Tests call `bootstrap(settings, ...)` with fakes of our own ports (EHR gateway, 
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Mapping
@@ -22,10 +24,31 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Adapters hold an HTTP connection pool and, for SMART backend auth, an access token: built
+# once per thread and practice settings, not once per job (which opened a new connection and
+# fetched a new token for every job). Per thread, because neither is shared safely.
+MAX_CACHED_ADAPTERS = 256
+_adapters = threading.local()
+
+
+def cached_adapter(kind: str, config: Mapping | None, build: Callable[[], object]):
+    """The adapter built for these exact settings in this thread, or a new one."""
+    cache = getattr(_adapters, "cache", None)
+    if cache is None:
+        cache = _adapters.cache = {}
+    key = (kind, json.dumps(config, sort_keys=True, default=str))
+    adapter = cache.get(key)
+    if adapter is None:
+        if len(cache) >= MAX_CACHED_ADAPTERS:
+            cache.clear()
+        adapter = cache[key] = build()
+    return adapter
+
+
 def _real_ehr(ehr_config: Mapping):
     from integrations.ehr import build_gateway
 
-    return build_gateway(ehr_config)
+    return cached_adapter("ehr", ehr_config, lambda: build_gateway(ehr_config))
 
 
 def _record_writer(services: "Services", ehr_config: Mapping):
@@ -42,7 +65,7 @@ def _record_writer(services: "Services", ehr_config: Mapping):
 def _real_channel(name: str, config: Mapping | None):
     from integrations.delivery import build_channel
 
-    return build_channel(name, config)
+    return cached_adapter(f"channel:{name}", config, lambda: build_channel(name, config))
 
 
 @dataclass
