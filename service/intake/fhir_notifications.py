@@ -99,6 +99,8 @@ def _decode_json(body: bytes) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise NotificationError(f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:  # json raises this, not ValueError, on very deep nesting
+        raise NotificationError("not JSON we accept: nested too deeply") from None
 
 
 def _looks_like_resource_type(segment: str) -> bool:

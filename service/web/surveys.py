@@ -151,12 +151,20 @@ def survey_json(token: str):
     return jsonify(SurveyView().dump(_view(survey)))
 
 
+def _json_or_empty():
+    """The JSON body, or {} when it is not JSON (the schema then names what is missing)."""
+    try:
+        return request.get_json(silent=True) or {}
+    except RecursionError:  # json raises this, not ValueError, on very deep nesting
+        return {}
+
+
 @bp.post("/api/v1/surveys/<token>/response")
 def submit_json(token: str):
     """Answers as JSON; 201 when stored, 422 naming each wrong item."""
     survey = _api(token)
     try:
-        body = AnswersRequest().load(request.get_json(silent=True) or {})
+        body = AnswersRequest().load(_json_or_empty())
     except ValidationError as error:
         errors = error_map(error)
         raise Problem(422, "Invalid answers", "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)

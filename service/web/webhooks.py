@@ -128,6 +128,8 @@ def _json(body: bytes):
         return json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as error:
         raise Problem(400, "Unparseable body", f"the body is not JSON: {error}") from None
+    except RecursionError:  # json raises this, not ValueError, on very deep nesting
+        raise Problem(400, "Unparseable body", "the body is not JSON we accept: it is nested too deeply") from None
 
 
 def _native_arrival(document, delivery_id: str) -> Arrival:
