@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ENV := ALLIANCE_DEMO=1 ALLIANCE_LOG_FORMAT=console
 
-.PHONY: run test test-fast bench clean
+.PHONY: run test test-fast bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,19 @@ test: $(VENV)/.installed-test
 	tests/setup-browser.sh
 	$(BIN)/pytest
 
+# Needs PostgreSQL and RabbitMQ (as for `make test`) and wrk (apt-get install -y wrk).
+# Figures go to stdout and var/bench/*/result.json; docs/performance.md says how to read them.
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/cohort.py
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk" >&2; exit 1; }
+	$(BIN)/python benchmarks/intake_vs_flask.py
+	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python benchmarks/memory.py
+
+# 300 sessions through killed workers, a RabbitMQ restart, a failing EHR and a missing SMS
+# provider; exits non-zero if anything was lost, doubled or logged. See docs/reliability.md.
+chaos: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/chaos.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,283 @@
+"""Chaos on PostgreSQL + RabbitMQ: sessions flow while the workers are killed, the broker
+restarts, the EHR fails and the SMS provider is down; afterwards nothing may be lost or doubled.
+
+Three `alliance worker` processes run at once, two of them with an outbox relay (a practice
+that has outgrown one process). While the EHR reports sessions at a steady pace:
+
+* a worker is killed with SIGKILL (and started again, as a supervisor would) — twice;
+* RabbitMQ is restarted once (`rabbitmqctl stop_app` / `start_app`), unless --no-broker-restart;
+* the EHR answers 503 to 30 % of requests for a while (half of them after the write took
+  effect, as when an answer is lost on the way back);
+* the SMS provider is down for a while (connections closed before a byte is read).
+
+After recovery the run checks, per session: exactly one accepted webhook, one survey, one SMS,
+one answer, one QuestionnaireResponse and one Observation at the EHR, one Flag per rupture and
+none otherwise, no job left behind or dead-lettered; and it scans every log line the service
+wrote for the phone numbers, e-mail addresses, patient ids and answers it used.
+
+    .venv/bin/python benchmarks/chaos.py [--sessions 300] [--no-broker-restart]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402
+    Driver, Managed, Session, control, ensure_rabbitmq_running, free_port, fresh_database,
+    isolated_broker_url, make_sessions, practice_document, prepare_service, purge_queues,
+    restart_rabbitmq, run_facts, run_folder, save_result, service_env, start_peers, start_web, start_worker,
+    stats, written_back,
+)
+
+
+@dataclass(frozen=True)
+class Disturbance:
+    at: float          # seconds after the first webhook
+    what: str          # kill-worker-N | restart-broker | ehr-failing | ehr-healthy | sms-down | sms-up
+
+
+def full_plan(broker_restart: bool = True) -> list[Disturbance]:
+    """The `make chaos` timeline (the flow of webhooks lasts about 25 s)."""
+    plan = [
+        Disturbance(3, "ehr-failing"), Disturbance(5, "kill-worker-0"),
+        Disturbance(8, "sms-down"), Disturbance(14, "sms-up"),
+        Disturbance(16, "kill-worker-2"), Disturbance(22, "ehr-healthy"),
+    ]
+    if broker_restart:
+        plan.append(Disturbance(11, "restart-broker"))
+    return sorted(plan, key=lambda d: d.at)
+
+
+def quick_plan() -> list[Disturbance]:
+    """The CI form: one kill, a short EHR outage and SMS outage, no broker restart."""
+    return [Disturbance(1, "ehr-failing"), Disturbance(2, "kill-worker-0"),
+            Disturbance(2.5, "sms-down"), Disturbance(5, "sms-up"), Disturbance(6, "ehr-healthy")]
+
+
+@dataclass
+class Cluster:
+    """The processes under test; workers can be killed and started again."""
+
+    env: dict
+    work: Path
+    ehr_port: int
+    sms_port: int
+    web: Managed | None = None
+    workers: list[Managed] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    broker_restart_s: float | None = None
+
+    def start_workers(self, count: int, relays: int, consumers: int) -> None:
+        for index in range(count):
+            self.workers.append(start_worker(self.env, self.work / f"worker-{index}.log",
+                                             relay=index < relays, consumers=consumers))
+
+    def disturb(self, disturbance: Disturbance, started: float) -> None:
+        what = disturbance.what
+        self.log.append(f"{time.monotonic() - started:5.1f} s  {what}")
+        if what.startswith("kill-worker-"):
+            index = int(what.rsplit("-", 1)[1])
+            self.workers[index].kill()
+            time.sleep(1.0)  # a supervisor notices and starts it again
+            self.workers[index] = self.workers[index].restart()
+        elif what == "restart-broker":
+            self.broker_restart_s = round(restart_rabbitmq(), 1)
+        elif what in ("ehr-failing", "ehr-healthy"):
+            control(self.ehr_port, fail_ratio=0.3 if what == "ehr-failing" else 0.0)
+        elif what in ("sms-down", "sms-up"):
+            control(self.sms_port, down=what == "sms-down")
+
+    def stop(self) -> None:
+        for process in [*self.workers, *([self.web] if self.web else [])]:
+            process.stop()
+
+
+def run_plan(cluster: Cluster, plan: list[Disturbance], started: float, stop: threading.Event) -> None:
+    for disturbance in plan:
+        if stop.wait(max(0.0, started + disturbance.at - time.monotonic())):
+            return
+        cluster.disturb(disturbance, started)
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+def verify(database_url: str, ehr_port: int, sms_port: int, sessions: list[Session]) -> dict:
+    """Everything that must hold after recovery; `problems` lists what does not."""
+    problems: list[str] = []
+    database = _database_facts(database_url)
+    expected = {s.session_id for s in sessions}
+    for name in ("events", "surveys", "answered", "responses"):
+        counts = database[name]
+        wrong = {sid: n for sid, n in counts.items() if n != 1} | {sid: 0 for sid in expected - set(counts)}
+        if wrong:
+            problems.append(f"{name}: {len(wrong)} sessions without exactly one, e.g. {_some(wrong)}")
+    if database["unfinished_jobs"]:
+        problems.append(f"jobs left behind: {database['unfinished_jobs']}")
+    if database["dead_jobs"]:
+        problems.append(f"dead-lettered jobs: {database['dead_jobs']}")
+    sms = requests_json(sms_port, "/_messages")["messages"]
+    per_phone = Counter(message["to"] for message in sms)
+    phones = {s.phone for s in sessions}
+    wrong_sms = {p: per_phone.get(p, 0) for p in phones if per_phone.get(p, 0) != 1}
+    if wrong_sms:
+        problems.append(f"SMS: {len(wrong_sms)} clients without exactly one, e.g. {_some(wrong_sms)}")
+    resources = stats(ehr_port, full=True)["resources"]
+    per_encounter = Counter((r["type"], (r["encounter"] or "").removeprefix("Encounter/")) for r in resources)
+    for session in sessions:
+        for kind, want in (("QuestionnaireResponse", 1), ("Observation", 1),
+                           ("Flag", 1 if session.ruptures else 0)):
+            have = per_encounter.get((kind, session.session_id), 0)
+            if have != want:
+                problems.append(f"{kind} for {session.session_id}: {have}, expected {want}")
+    return {
+        "sessions": len(sessions), "sms_sent": len(sms),
+        "ehr_resources": dict(Counter(r["type"] for r in resources)),
+        "job_attempts_over_1": database["retried_jobs"],
+        "problems": problems[:50], "problem_count": len(problems),
+    }
+
+
+def requests_json(port: int, path: str) -> dict:
+    import requests
+
+    return requests.get(f"http://127.0.0.1:{port}{path}", timeout=30).json()
+
+
+def _database_facts(database_url: str) -> dict:
+    from sqlalchemy import create_engine, func, select
+
+    from service.persistence.tables import outbox, responses, surveys, webhook_events
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        events = dict(conn.execute(
+            select(webhook_events.c.session_id, func.count())
+            .where(webhook_events.c.outcome == "survey-scheduled")
+            .group_by(webhook_events.c.session_id)).all())
+        survey_counts = dict(conn.execute(
+            select(surveys.c.session_id, func.count()).group_by(surveys.c.session_id)).all())
+        answered = dict(conn.execute(
+            select(surveys.c.session_id, func.count()).where(surveys.c.status == "answered")
+            .group_by(surveys.c.session_id)).all())
+        response_counts = dict(conn.execute(
+            select(surveys.c.session_id, func.count()).join(responses, responses.c.survey_id == surveys.c.id)
+            .group_by(surveys.c.session_id)).all())
+        # Reminders and expiries fall due in hours: only jobs meant to run by now count.
+        unfinished = dict(conn.execute(
+            select(outbox.c.kind, func.count())
+            .where(outbox.c.status.in_(["pending", "published"]),
+                   outbox.c.kind.in_(["event.process", "survey.send", "response.writeback"]))
+            .group_by(outbox.c.kind)).all())
+        dead = dict(conn.execute(select(outbox.c.kind, func.count()).where(outbox.c.status == "dead")
+                                 .group_by(outbox.c.kind)).all())
+        retried = dict(conn.execute(select(outbox.c.kind, func.count()).where(outbox.c.attempts > 0)
+                                    .group_by(outbox.c.kind)).all())
+    engine.dispose()
+    return {"events": events, "surveys": survey_counts, "answered": answered,
+            "responses": response_counts, "unfinished_jobs": unfinished, "dead_jobs": dead,
+            "retried_jobs": retried}
+
+
+def _some(mapping: dict) -> dict:
+    return dict(list(mapping.items())[:3])
+
+
+def personal_data_in_logs(folder: Path, sessions: list[Session]) -> dict:
+    """Every phone number, e-mail address, patient id and free-text answer used, searched for
+    in every log the service's processes wrote (the fake peers' log is not the service's)."""
+    logs = [path for path in folder.glob("*.log") if path.name != "peers.log"]
+    text = "\n".join(path.read_text(errors="replace") for path in logs)
+    needles = [value for s in sessions
+               for value in (s.phone, s.email, s.patient_id, s.answers["comment"])]
+    needles += ['"tension_intensity"', '"answers"']
+    found = sorted({needle for needle in needles if needle in text})
+    return {"log_files": len(logs), "log_lines": text.count("\n"), "values_searched": len(needles),
+            "found": found[:20]}
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def run(sessions: int, plan: list[Disturbance], *, pace: float, workers: int = 3, relays: int = 2,
+        consumers: int = 2, recovery_timeout: float = 300.0, work: Path | None = None) -> dict:
+    """Start everything, let the sessions flow through the plan, recover, check."""
+    work = work or run_folder("chaos")
+    peers, ehr_port, sms_port = start_peers(work / "peers.log")
+    cluster = None
+    try:
+        with fresh_database() as database_url:
+            web_port = free_port()
+            base_url = f"http://127.0.0.1:{web_port}"
+            broker_url = isolated_broker_url()
+            env = service_env(work / "var", database_url, base_url, broker_url,
+                              # Bounds how long a job published into a lost message waits.
+                              ALLIANCE_REDELIVER_AFTER="20", ALLIANCE_RELAY_INTERVAL="0.1")
+            prepare_service(env, practice_document(ehr_port, sms_port), work)
+            purge_queues(broker_url)
+            cluster = Cluster(env, work, ehr_port, sms_port)
+            cluster.web = start_web(env, web_port, work / "web.log", workers=3)
+            cluster.start_workers(workers, relays, consumers)
+            planned = make_sessions(sessions, uuid.uuid4().hex[:6])
+            driver = Driver(base_url, sms_port, planned, pace=pace, retry_for=recovery_timeout)
+            stop = threading.Event()
+            started = time.monotonic()
+            chaos = threading.Thread(target=run_plan, args=(cluster, plan, started, stop), daemon=True)
+            chaos.start()
+            try:
+                report = driver.run(lambda: written_back(ehr_port, planned), recovery_timeout)
+            finally:
+                stop.set()
+                chaos.join(60)
+                control(ehr_port, fail_ratio=0.0)
+                control(sms_port, down=False)
+            time.sleep(3)  # late duplicates, if any, would arrive now
+            checks = verify(database_url, ehr_port, sms_port, planned)
+            cluster.stop()
+            privacy = personal_data_in_logs(work, planned)
+            return {
+                "sessions": sessions, "pace_per_s": pace, "worker_processes": workers,
+                "relays": relays, "consumers_per_worker": consumers,
+                "timeline": cluster.log, "broker_restart_s": cluster.broker_restart_s,
+                "all_written_back_after_s": round(report.finished - report.started, 1),
+                "webhook_answers": report.webhook_statuses, "answer_statuses": report.answer_statuses,
+                "duplicate_sms_seen_by_clients": report.duplicate_sms,
+                "ehr_requests": stats(ehr_port)["requests"], "ehr_503s": stats(ehr_port)["failed"],
+                **checks, "logs_scan": privacy, "logs": str(work),
+            }
+    finally:
+        if cluster:
+            cluster.stop()
+        peers.stop()
+        ensure_rabbitmq_running()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=300)
+    parser.add_argument("--pace", type=float, default=12.0, help="sessions per second the EHR reports")
+    parser.add_argument("--no-broker-restart", action="store_true")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    result = {**run_facts(" ".join(["benchmarks/chaos.py", *(argv or sys.argv[1:])])),
+              **run(args.sessions, full_plan(not args.no_broker_restart), pace=args.pace,
+                    recovery_timeout=args.timeout)}
+    print(json.dumps(result, indent=2))
+    save_result(result, Path(result["logs"]))
+    if result["problem_count"] or result["logs_scan"]["found"]:
+        raise SystemExit(1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
