@@ -48,6 +48,8 @@ class LinkSigner:
     def survey_id(self, token: str) -> str | None:
         try:
             raw = self._signer.unsign(token.encode())
-            return str(uuid.UUID(bytes=base64.urlsafe_b64decode(raw + b"==")))
+            survey_id = str(uuid.UUID(bytes=base64.urlsafe_b64decode(raw + b"==")))
         except (BadSignature, ValueError, UnicodeEncodeError):
             return None
+        # base64 ignores the spare bits of a last character: accept only the one spelling we issue.
+        return survey_id if self.token_for(survey_id) == token else None

@@ -41,3 +41,11 @@ def test_sealed_documents_open_only_with_the_same_key():
     assert SecretBox("k" * 48).open(sealed) == {"auth_token": "very-secret"}
     with pytest.raises(ValueError, match="ALLIANCE_SECRET_KEY"):
         SecretBox("j" * 48).open(sealed)
+
+
+def test_only_the_issued_spelling_of_a_token_is_accepted():
+    signer = LinkSigner("k" * 48)
+    token = signer.token_for(str(uuid.uuid4()))
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    variants = [token[:-1] + c for c in alphabet if c != token[-1]]
+    assert [v for v in variants if signer.survey_id(v) is not None] == []
