@@ -28,6 +28,7 @@ def utc_now() -> datetime:
 # once per thread and practice settings, not once per job (which opened a new connection and
 # fetched a new token for every job). Per thread, because neither is shared safely.
 MAX_CACHED_ADAPTERS = 256
+PRACTICE_CACHE_SECONDS = 5.0
 _adapters = threading.local()
 
 
@@ -78,6 +79,7 @@ class Services:
     ehr_for: Callable[[Mapping], object] = _real_ehr
     channel_for: Callable[[str, Mapping | None], object] = _real_channel
     _catalogue: tuple = field(default=(None, None), repr=False)
+    _practices: dict = field(default_factory=dict, repr=False)
 
     def instruments(self) -> dict:
         """The instrument catalogue, reloaded only when the practice-loaded folder changes."""
@@ -90,6 +92,25 @@ class Services:
             catalogue = instrument_catalogue(folder if stamp is not None else None)
             self._catalogue = (stamp, catalogue)
         return catalogue
+
+    def practice(self, practice_id: str):
+        """A practice for the webhook routes, cached for PRACTICE_CACHE_SECONDS per process.
+
+        Each webhook needs the practice's secrets; reading and decrypting them per request was a
+        third of the intake's database round trips. `alliance practice apply` therefore takes
+        effect on the webhook routes within that many seconds (unknown ids are not cached).
+        """
+        from service import practices
+
+        now = self.clock()
+        cached = self._practices.get(practice_id)
+        if cached is not None and 0 <= (now - cached[0]).total_seconds() < PRACTICE_CACHE_SECONDS:
+            return cached[1]
+        with self.engine.begin() as conn:
+            found = practices.load(conn, self.box, practice_id)
+        if found is not None:
+            self._practices[practice_id] = (now, found)
+        return found
 
     def writer_for(self, ehr_config: Mapping):
         return _record_writer(self, ehr_config)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import structlog
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from service import practices
 from service.bootstrap import Services
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.surveys import schedule_survey
@@ -18,7 +22,6 @@ from service.metrics import EVENTS
 from service.persistence import outbox
 from service.persistence.sql import insert_if_absent
 from service.persistence.tables import session_keys, webhook_events
-from service import practices
 from service.practices import Practice
 
 log = structlog.get_logger(__name__)
@@ -82,25 +85,30 @@ def _record(services: Services, practice: Practice, arrival: Arrival) -> Recorde
             _set_outcome(conn, event_id, DUPLICATE_SESSION, "a survey for this session was already scheduled")
             return Recorded(event_id, DUPLICATE_SESSION)
         outbox.enqueue(conn, "event.process", {"event_id": event_id}, now=now,
-                       practice_id=practice.id, dedupe_key=f"event:{event_id}")
+                       practice_id=practice.id)
     log.info("event recorded", event_id=event_id, practice_id=practice.id, source=arrival.source)
     return Recorded(event_id, ACCEPTED)
 
 
 def claim_session(conn: Connection, practice_id: str, keys: tuple[str, ...], event_id: str) -> bool:
-    """True if no earlier completion claimed any of these keys; then all of them are claimed."""
+    """True if no earlier completion claimed any of these keys (all are claimed now).
+
+    One statement: every key is inserted unless present. When some were present, the visit was
+    seen before; the keys that were new now point at this duplicate event, which is harmless:
+    they describe the same visit, and a later notification sharing them is a duplicate too.
+    """
     if not keys:
         return True
-    taken = conn.execute(
-        select(session_keys.c.key).where(session_keys.c.practice_id == practice_id,
-                                         session_keys.c.key.in_(keys))
-    ).first()
-    if taken:
-        return False
-    added = [insert_if_absent(conn, session_keys, {"practice_id": practice_id, "key": key,
-                                                   "event_id": event_id}) for key in keys]
-    # A concurrent request may have won the race for one key between the check and the insert.
-    return all(added)
+    rows = [{"practice_id": practice_id, "key": key, "event_id": event_id} for key in keys]
+    added = conn.execute(_claim_statement(conn.dialect.name), rows).all() if len(rows) > 1 else (
+        [True] if insert_if_absent(conn, session_keys, rows[0]) else [])
+    return len(added) == len(keys)
+
+
+@lru_cache(maxsize=4)
+def _claim_statement(dialect: str):
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(session_keys).on_conflict_do_nothing().returning(session_keys.c.key)
 
 
 def process_event(ctx: JobContext) -> None:

@@ -35,6 +35,8 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # app.config key of the clock the signature tolerance is measured against: the wall clock
 # unless a test sets another (the standardwebhooks library cannot be given one).
 SIGNATURE_CLOCK = "ALLIANCE_SIGNATURE_CLOCK"
+# Schema instances are reusable and costly to build: once per process, not per request.
+NATIVE_EVENT, SESSION_DATA = NativeEvent(), SessionData()
 bp = Blueprint("webhooks", __name__)
 
 
@@ -79,8 +81,7 @@ def _practice(services, practice_id: str):
     if not PRACTICE_ID.match(practice_id):
         # Cannot exist (ids are checked on apply): answer without a query, whatever the bytes.
         raise Problem(404, "Unknown practice", "no practice with that id")
-    with services.engine.begin() as conn:
-        practice = practices.load(conn, services.box, practice_id)
+    practice = services.practice(practice_id)
     if practice is None:
         raise Problem(404, "Unknown practice", f"no practice with id {practice_id!r}")
     return practice
@@ -137,17 +138,17 @@ def _native_arrival(document, delivery_id: str) -> Arrival:
         raise Problem(422, "Invalid event", "the body must be a JSON object",
                       errors={"(body)": "must be a JSON object"})
     try:
-        event = NativeEvent().load(document)
+        event = NATIVE_EVENT.load(document)
     except ValidationError as error:
         raise _invalid(error) from None
     if event["type"] != "session.completed":
         return Arrival("native", delivery_id, event["type"], {}, False,
                        f"event type {event['type']} does not describe a completed session")
     try:
-        data = SessionData().load(event["data"])
+        data = SESSION_DATA.load(event["data"])
     except ValidationError as error:
         raise _invalid(ValidationError({"data": error.messages})) from None
-    session = SessionData().dump(data)
+    session = SESSION_DATA.dump(data)
     completed = data["status"] == "completed"
     return Arrival(
         "native", delivery_id, event["type"], {"session": session}, completed,
