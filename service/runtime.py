@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import time
@@ -11,7 +12,7 @@ import structlog
 from service.bootstrap import Services
 from service.handlers.registry import JOB_HANDLERS
 from service.handlers.runner import JobRunner
-from service.messaging.broker import connect
+from service.messaging.broker import connect, purge_delivered
 from service.messaging.consumer import JobConsumer
 from service.messaging.relay import Relay
 
@@ -52,7 +53,10 @@ class Workers:
         settings = self.services.settings
         relay = Relay(self.services.engine, connect(settings.kombu_url), self.services.clock,
                       redeliver_after=settings.redeliver_after)
-        relay.run(self.stop_event, settings.relay_interval)
+        housekeeping = None
+        if settings.embedded_broker:
+            housekeeping = functools.partial(purge_delivered, settings.var_dir / "queue.db")
+        relay.run(self.stop_event, settings.relay_interval, housekeeping)
 
     def _run_consumer(self) -> None:
         runner = JobRunner(self.services, JOB_HANDLERS)

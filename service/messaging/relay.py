@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from typing import Callable
 
 import structlog
@@ -54,14 +56,22 @@ class Relay:
                 outbox.release(conn, unsent)
             self._declared = False
             log.warning("relay publish failed", error=type(error).__name__, unsent=len(unsent))
-            self.connection = self.connection.clone()
+            broken, self.connection = self.connection, self.connection.clone()
+            with contextlib.suppress(Exception):
+                broken.release()
             raise
         return len(sent)
 
-    def run(self, stop: threading.Event, interval: float) -> None:
+    def run(self, stop: threading.Event, interval: float,
+            housekeeping: Callable[[], object] | None = None, housekeeping_every: float = 60.0) -> None:
         """Publish until `stop` is set; a broker outage only slows the loop down."""
         backoff = interval
+        next_housekeeping = time.monotonic() + housekeeping_every
         while not stop.is_set():
+            if housekeeping and time.monotonic() >= next_housekeeping:
+                next_housekeeping = time.monotonic() + housekeeping_every
+                with contextlib.suppress(Exception):
+                    housekeeping()
             try:
                 published = self.publish_due()
                 backoff = interval

@@ -118,3 +118,27 @@ def _ids(conn):
     from service.persistence.tables import outbox as table
 
     return [row[0] for row in conn.execute(select(table.c.id))]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_the_embedded_queue_forgets_delivered_messages_but_keeps_waiting_ones(services, tmp_path):
+    from service.messaging.broker import purge_delivered
+
+    url = f"sqla+sqlite:///{tmp_path / 'queue.db'}"
+    ran: list[str] = []
+    runner = JobRunner(services, {"survey.send": lambda ctx: ran.append(ctx.job.id)})
+    with services.engine.begin() as conn:
+        for _ in range(3):
+            outbox.enqueue(conn, "survey.send", {}, now=services.clock())
+    relay = Relay(services.engine, connect(url), services.clock, redeliver_after=120)
+    relay.publish_due()
+    run_consumer_until(url, runner, lambda: len(ran) >= 3)
+    with services.engine.begin() as conn:
+        outbox.enqueue(conn, "survey.send", {}, now=services.clock())
+    relay.publish_due()  # one message waits in the queue, nobody consumes it
+    assert purge_delivered(tmp_path / "queue.db") == 3
+    assert purge_delivered(tmp_path / "queue.db") == 0
+    with connect(url) as connection:
+        waiting = [q(connection.default_channel).queue_declare(passive=True).message_count
+                   for q in work_queues()]
+    assert sum(waiting) == 1
