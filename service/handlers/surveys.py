@@ -50,6 +50,7 @@ def schedule_survey(ctx: JobContext, conn: Connection, practice: Practice, event
         id=survey_id, practice_id=practice.id, patient_id=patient_id,
         session_id=session["session_id"], event_id=event_id,
         instrument_id=settings["instrument"], status=SCHEDULED, created_at=now, send_at=due,
+        expires_at=due + timedelta(hours=settings["expire_after_hours"]),
         session_ended_at=_parse_time(session.get("ended_at")) or now,
     ))
     if not inserted:
@@ -75,8 +76,11 @@ def send_invitation(ctx: JobContext) -> None:
             conn.execute(update(surveys).where(surveys.c.id == survey["id"]).values(
                 status=FAILED, status_reason=f"no channel could reach the client ({'; '.join(refused)})"))
             return
-        conn.execute(update(surveys).where(surveys.c.id == survey["id"]).values(
-            status=SENT, channel=channel, sent_at=now, expires_at=expires_at))
+        sent = conn.execute(update(surveys).where(
+            surveys.c.id == survey["id"], surveys.c.status == SCHEDULED).values(
+            status=SENT, channel=channel, sent_at=now, expires_at=expires_at)).rowcount
+        if not sent:  # answered (or closed) in the moment between the message and this commit
+            return
         remind_at = now + timedelta(hours=practice.survey["reminder_after_hours"])
         ctx.enqueue(conn, "survey.remind", {"survey_id": survey["id"]}, available_at=remind_at,
                     dedupe_key=f"remind:{survey['id']}")
@@ -226,7 +230,9 @@ def open_survey(services: Services, token: str, instruments: dict[str, Instrumen
             clients.c.practice_id == surveys.c.practice_id) & (clients.c.patient_id == surveys.c.patient_id)
         ).where(surveys.c.id == survey_id)).mappings().first()
         practice = practices.load(conn, services.box, row["practice_id"]) if row else None
-    if row is None or row["status"] in (SCHEDULED, SKIPPED, FAILED):
+    # A scheduled survey is answerable: its link exists only once the message has gone out, and
+    # the client may tap it before the worker has committed the survey as sent.
+    if row is None or row["status"] in (SKIPPED, FAILED):
         raise SurveyUnavailable(404, "this link is not known")
     if row["status"] == ANSWERED:
         raise SurveyUnavailable(409, "this survey has already been answered")
@@ -242,7 +248,7 @@ def record_answers(services: Services, survey: OpenSurvey, answers: dict, scores
     now = services.clock()
     with services.engine.begin() as conn:
         taken = conn.execute(update(surveys).where(
-            surveys.c.id == survey.id, surveys.c.status == SENT).values(
+            surveys.c.id == survey.id, surveys.c.status.in_(OPEN)).values(
             status=ANSWERED, answered_at=now)).rowcount
         if not taken:
             raise SurveyUnavailable(409, "this survey has already been answered")

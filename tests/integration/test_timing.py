@@ -139,3 +139,31 @@ def test_an_undeliverable_survey_is_recorded_and_listed(services, channels, run_
     assert "enc-1" in listed.output
     assert "no channel could reach the client (sms: invalid-number; email: no address)" in listed.output
     assert "+1555" not in listed.output
+
+
+def test_a_client_who_answers_before_the_send_is_committed_is_not_refused_or_reminded(
+        services, channels, run_due, clock):
+    from integrations.delivery.fake import FakeChannel
+
+    use_practice(services)
+    client = create_app(services=services).test_client()
+    statuses_seen = []
+
+    class AnsweringAtOnce(FakeChannel):
+        """The client taps the link while the worker has not yet recorded the send."""
+
+        def send(self, message):
+            receipt = super().send(message)
+            answer = client.post(f"/api/v1/surveys/{token(message)}/response",
+                                 json={"answers": {"bond": 9, "goals": 9, "approach": 9, "overall": 9}})
+            statuses_seen.append(answer.status_code)
+            return receipt
+
+    channels["sms"] = AnsweringAtOnce("sms")
+    send_session(client, "enc-1")
+    run_due()
+    assert statuses_seen == [201]
+    assert statuses(services) == ["answered"]
+    clock.advance(hours=25)
+    run_due()
+    assert [m.kind for m in channels["sms"].sent] == ["invitation"]
