@@ -33,8 +33,9 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from harness import fresh_database  # noqa: E402
 from service.demo import session_completed, signed_event  # noqa: E402
 
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1vZi0zMi1ieXRlcyEh"
@@ -43,8 +44,6 @@ PRACTICE = {
     "ehr": {"type": "fhir-r4", "base_url": "http://127.0.0.1:9/fhir", "auth": {"type": "none"}},
     "delivery": {"channels": ["log"]},
 }
-POSTGRES_ADMIN_URL = os.environ.get("ALLIANCE_TEST_POSTGRES_URL",
-                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def main() -> None:
@@ -128,18 +127,8 @@ def database(kind: str):
         with tempfile.TemporaryDirectory(prefix="alliance-bench-") as folder:
             yield f"sqlite:///{folder}/alliance.db"
         return
-    from sqlalchemy import create_engine, text
-
-    name = f"alliance_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database() as url:  # benchmarks/harness.py: a throw-away PostgreSQL database
+        yield url
 
 
 @contextmanager
