@@ -100,8 +100,7 @@ def claim_session(conn: Connection, practice_id: str, keys: tuple[str, ...], eve
     if not keys:
         return True
     rows = [{"practice_id": practice_id, "key": key, "event_id": event_id} for key in keys]
-    added = conn.execute(_claim_statement(conn.dialect.name), rows).all() if len(rows) > 1 else (
-        [True] if insert_if_absent(conn, session_keys, rows[0]) else [])
+    added = conn.execute(_claim_statement(conn.dialect.name), rows).all()
     return len(added) == len(keys)
 
 
