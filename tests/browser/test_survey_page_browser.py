@@ -58,7 +58,9 @@ def test_missing_answers_are_named_next_to_each_question_and_free_text_stays_tex
 
     summary = page.get_by_role("alert")
     assert "Revise 3 respuestas" in summary.inner_text()
-    assert page.evaluate("document.activeElement.className") == "error-summary"
+    # autofocus is applied by the browser shortly after load, not at once: wait for it (bounded).
+    page.wait_for_function("document.activeElement && document.activeElement.className === 'error-summary'",
+                           timeout=3000)
     assert group(page, "lo que quieren lograr").locator(".field-error").inner_text() == (
         "Elija un número del 0 al 10.")
     assert group(page, "confianza y comodidad").get_by_role("radio", name="5").is_checked()
