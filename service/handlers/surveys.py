@@ -34,10 +34,7 @@ def schedule_survey(ctx: JobContext, conn: Connection, practice: Practice, event
     now = ctx.services.clock()
     patient_id = session["patient_id"]
     client = _remember_client(conn, practice.id, patient_id, session.get("contact"), now)
-    # The client's next session has started (and ended): an older open survey closes.
-    conn.execute(update(surveys).where(
-        surveys.c.practice_id == practice.id, surveys.c.patient_id == patient_id,
-        surveys.c.status.in_(OPEN)).values(status=CLOSED, status_reason="the next session took place"))
+    _close_open_surveys(ctx, conn, practice.id, patient_id)
     if client["opted_out_at"] is not None:
         return "the client opted out of surveys"
     every = practice.survey.get("every_nth_session", 1)
@@ -58,6 +55,18 @@ def schedule_survey(ctx: JobContext, conn: Connection, practice: Practice, event
     ctx.enqueue(conn, "survey.send", {"survey_id": survey_id}, available_at=due,
                 dedupe_key=f"send:{survey_id}")
     return None
+
+
+def _close_open_surveys(ctx: JobContext, conn: Connection, practice_id: str, patient_id: str) -> None:
+    """The client's next session took place: an open survey closes. One that reached the client
+    and was not answered counts as not returned, as an expired one does."""
+    closed = conn.execute(update(surveys).where(
+        surveys.c.practice_id == practice_id, surveys.c.patient_id == patient_id,
+        surveys.c.status.in_(OPEN)).values(status=CLOSED, status_reason="the next session took place")
+        .returning(surveys.c.id, surveys.c.sent_at)).all()
+    for survey_id, sent_at in closed:
+        if sent_at is not None:
+            ctx.enqueue(conn, "survey.missed", {"survey_id": survey_id}, dedupe_key=f"assess:{survey_id}")
 
 
 def send_invitation(ctx: JobContext) -> None:

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from service import practices
 from service.domain.instruments import Instrument
@@ -65,7 +65,10 @@ def _history(conn: Connection, survey) -> list[SessionObservation]:
         .where(surveys.c.practice_id == survey["practice_id"],
                surveys.c.patient_id == survey["patient_id"],
                surveys.c.instrument_id == survey["instrument_id"],
-               surveys.c.status.in_(["answered", "expired"]))
+               # answered, or reached the client and not returned (expired, or closed by the
+               # next session); never-sent surveys are not the client's silence
+               or_(surveys.c.status.in_(["answered", "expired"]),
+                   and_(surveys.c.status == "closed", surveys.c.sent_at.is_not(None))))
     ).mappings().all()
 
     def when(row):

@@ -167,3 +167,29 @@ def test_a_client_who_answers_before_the_send_is_committed_is_not_refused_or_rem
     clock.advance(hours=25)
     run_due()
     assert [m.kind for m in channels["sms"].sent] == ["invitation"]
+
+
+def test_a_survey_closed_unanswered_by_the_next_session_counts_as_not_returned(
+        client, services, channels, run_due, clock):
+    from service.persistence.tables import assessments
+
+    send_session(client, "enc-1")
+    run_due()
+    low = {"bond": 1, "goals": 2, "approach": 1, "overall": 1}
+    assert client.post(f"/api/v1/surveys/{token(channels['sms'].sent[0])}/response",
+                       json={"answers": low}).status_code == 201
+    run_due()
+    clock.advance(days=1)
+    send_session(client, "enc-2")  # its survey reaches the client, who does not answer it
+    run_due()
+    clock.advance(days=1)
+    send_session(client, "enc-3")  # before the second survey expires
+    run_due()
+    assert statuses(services) == ["answered", "closed", "sent"]
+    with services.engine.begin() as conn:
+        decision, reasons = conn.execute(
+            select(assessments.c.decision, assessments.c.reasons)
+            .join(surveys, surveys.c.id == assessments.c.survey_id)
+            .where(surveys.c.session_id == "enc-2")).one()
+    assert decision != "none"
+    assert any("no survey returned" in reason for reason in reasons)
