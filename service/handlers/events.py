@@ -6,13 +6,10 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Mapping
 
 import structlog
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service import practices
 from service.bootstrap import Services
@@ -20,7 +17,7 @@ from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.surveys import schedule_survey
 from service.metrics import EVENTS
 from service.persistence import outbox
-from service.persistence.sql import insert_if_absent
+from service.persistence.sql import insert_all_if_absent, insert_if_absent
 from service.persistence.tables import session_keys, webhook_events
 from service.practices import Practice
 
@@ -28,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 ACCEPTED, IGNORED, DUPLICATE_SESSION = "accepted", "ignored", "duplicate-session"
 SCHEDULED, FAILED = "survey-scheduled", "failed"
-MAX_ID = 200  # the session_id and patient_id columns
+MAX_ID = 200  # the delivery_id, session_id and patient_id columns
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -100,14 +97,7 @@ def claim_session(conn: Connection, practice_id: str, keys: tuple[str, ...], eve
     if not keys:
         return True
     rows = [{"practice_id": practice_id, "key": key, "event_id": event_id} for key in keys]
-    added = conn.execute(_claim_statement(conn.dialect.name), rows).all()
-    return len(added) == len(keys)
-
-
-@lru_cache(maxsize=4)
-def _claim_statement(dialect: str):
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(session_keys).on_conflict_do_nothing().returning(session_keys.c.key)
+    return insert_all_if_absent(conn, session_keys, rows) == len(keys)
 
 
 def process_event(ctx: JobContext) -> None:
@@ -156,8 +146,7 @@ def _resolve_session(services: Services, practice: Practice, event: Mapping) -> 
         session.setdefault("dedupe_keys", [])
     if not session.get("patient_id") or not session.get("session_id"):
         return {"ignored": "the session names no patient"}
-    ids = (session["patient_id"], session["session_id"])
-    if any(len(value) > MAX_ID or CONTROL.search(value) for value in ids):
+    if not storable_ids(session["patient_id"], session["session_id"]):
         return {"ignored": f"the session or patient id is longer than {MAX_ID} characters or holds control characters"}
     if not session.get("contact") and _needs_contact(practice):
         session["contact"] = _read_contact(services, practice, session["patient_id"])
@@ -232,6 +221,12 @@ def _existing_event(conn: Connection, practice_id: str, arrival: Arrival) -> str
     return conn.execute(select(webhook_events.c.id).where(
         webhook_events.c.practice_id == practice_id, webhook_events.c.source == arrival.source,
         webhook_events.c.delivery_id == arrival.delivery_id)).scalar_one()
+
+
+def storable_ids(*identifiers: str | None) -> bool:
+    """Whether ids can be stored as they are: short enough, no NUL (PostgreSQL) or control characters."""
+    return all(value is None or (len(value) <= MAX_ID and not CONTROL.search(value))
+               for value in identifiers)
 
 
 def _clip(text: str | None, length: int) -> str | None:

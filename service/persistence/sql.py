@@ -15,6 +15,11 @@ def insert_if_absent(conn: Connection, table: Table, values: dict) -> bool:
     return conn.execute(statement, values).first() is not None
 
 
+def insert_all_if_absent(conn: Connection, table: Table, rows: list[dict]) -> int:
+    """The same for several rows in one statement; returns how many were added."""
+    return len(conn.execute(_insert_ignoring_conflicts(conn.dialect.name, table), rows).all())
+
+
 @lru_cache(maxsize=64)
 def _insert_ignoring_conflicts(dialect: str, table: Table) -> Insert:
     # Built once and executed with the values as parameters: building `insert().values(...)`

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 
 import structlog
 from flask import Blueprint, current_app, jsonify, request
@@ -20,7 +19,7 @@ from schemas.events import NativeEvent, SessionData
 from schemas.practice import PRACTICE_ID
 from service import practices
 from service.bootstrap import utc_now
-from service.handlers.events import Arrival, Recorded, record_arrival
+from service.handlers.events import MAX_ID, Arrival, Recorded, record_arrival, storable_ids
 from service.intake.fhir_notifications import NotificationError, parse_notification
 from service.intake.hub_signature import verify_hub_signature
 from service.intake.sessions import COMPLETED_STATUSES, classify_resource, topic_name
@@ -30,8 +29,6 @@ from service.web.problems import Problem
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 256 * 1024
-MAX_ID = 200  # webhook_events.delivery_id, session_id and patient_id columns
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # app.config key of the clock the signature tolerance is measured against: the wall clock
 # unless a test sets another (the standardwebhooks library cannot be given one).
 SIGNATURE_CLOCK = "ALLIANCE_SIGNATURE_CLOCK"
@@ -48,7 +45,7 @@ def native_event(practice_id: str):
     body = _body(("application/json",))
     _verify_standard_webhook(practice, body)
     delivery_id = request.headers["webhook-id"].strip()
-    if not _fits(delivery_id):
+    if not storable_ids(delivery_id):
         raise Problem(400, "Bad webhook-id",
                       f"the webhook-id header is longer than {MAX_ID} characters or holds control characters")
     arrival = _native_arrival(_json(body), delivery_id)
@@ -166,7 +163,7 @@ def _fhir_arrival(notification, event, body: bytes, index: int) -> Arrival:
     if event.resource is None:
         return _id_only_arrival(notification, event, delivery_id, topic)
     signal = classify_resource(event.resource, notification.topic, notification.included)
-    if not _fits(signal.session_id, signal.patient_id):
+    if not storable_ids(signal.session_id, signal.patient_id):
         return Arrival("fhir", delivery_id, topic, {}, False,
                        f"the session or patient id is longer than {MAX_ID} characters or holds control characters")
     session = {
@@ -186,7 +183,7 @@ def _fhir_delivery_id(notification, event, body: bytes, index: int) -> str:
         delivery_id = f"{notification.subscription}#{event.event_number}"
     else:
         return f"sha256:{hashlib.sha256(body).hexdigest()}#{index}"
-    return delivery_id if _fits(delivery_id) else f"sha256:{hashlib.sha256(delivery_id.encode()).hexdigest()}"
+    return delivery_id if storable_ids(delivery_id) else f"sha256:{hashlib.sha256(delivery_id.encode()).hexdigest()}"
 
 
 def _id_only_arrival(notification, event, delivery_id: str, topic: str) -> Arrival:
@@ -201,17 +198,12 @@ def _id_only_arrival(notification, event, delivery_id: str, topic: str) -> Arriv
         {"resourceType": focus_type, "status": COMPLETED_STATUSES.get(focus_type)}, notification.topic)
     if not best_case.completed:
         return Arrival("fhir", delivery_id, topic, {}, False, best_case.reason,
-                       patient_id=patient_id if _fits(patient_id) else None)
+                       patient_id=patient_id if storable_ids(patient_id) else None)
     payload = {"focus": event.focus, "focus_type": focus_type,
                "focus_identifier": list(event.focus_identifier) if event.focus_identifier else None,
                "topic": notification.topic}
     return Arrival("fhir", delivery_id, topic, payload, None,
-                   patient_id=patient_id if _fits(patient_id) else None)
-
-
-def _fits(*identifiers: str | None) -> bool:
-    """Whether ids can be stored as they are: short enough, and no NUL (PostgreSQL) or control characters."""
-    return all(value is None or (len(value) <= MAX_ID and not CONTROL.search(value)) for value in identifiers)
+                   patient_id=patient_id if storable_ids(patient_id) else None)
 
 
 def _invalid(error: ValidationError) -> Problem:
