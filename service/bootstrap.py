@@ -57,7 +57,8 @@ def _record_writer(services: "Services", ehr_config: Mapping):
     if ehr_config.get("type") == "webhook":
         from integrations.ehr.webhook_sink import WebhookRecordSink
 
-        return WebhookRecordSink(ehr_config["url"], ehr_config["secret"])
+        return cached_adapter("webhook-sink", ehr_config,
+                              lambda: WebhookRecordSink(ehr_config["url"], ehr_config["secret"]))
     from integrations.ehr.writer import AllianceRecordWriter
 
     return AllianceRecordWriter(services.ehr_for(ehr_config))
