@@ -84,3 +84,18 @@ def practice_document(**overrides) -> dict:
     return document
 
 
+
+
+def answer_one_survey(services, channels, run_due, answers: dict, *, session_id: str = "enc-7",
+                      patient_id: str = "pat-17") -> None:
+    """A signed session.completed, its SMS, and the client's answers; the write-back is left due."""
+    from service.demo import session_completed, signed_event
+    from service.web import create_app
+
+    client = create_app(services=services).test_client()
+    body, headers = signed_event(DEMO_SECRET, session_completed(session_id, patient_id, phone="+15551234567"),
+                                 when=datetime.now(timezone.utc))
+    assert client.post("/webhooks/northside/events", data=body, headers=headers).status_code == 202
+    run_due()
+    token = channels["sms"].sent[-1].link.rsplit("/s/", 1)[1]
+    assert client.post(f"/api/v1/surveys/{token}/response", json={"answers": answers}).status_code == 201

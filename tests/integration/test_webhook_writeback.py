@@ -3,15 +3,11 @@ Standard Webhooks, with the same retry and dead-letter guarantees as FHIR writes
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 from standardwebhooks import Webhook
 
 from service import practices
-from service.demo import session_completed, signed_event
-from service.web import create_app
-from support import DEMO_SECRET, practice_document
+from support import answer_one_survey, practice_document
 
 SINK_SECRET = "whsec_" + "c2luay1zZWNyZXQtZm9yLXRoZS10ZXN0cy1vbmx5"
 LOW = {"bond": 1, "goals": 1, "approach": 1, "overall": 1}
@@ -28,14 +24,7 @@ def webhook_practice(services, httpserver):
 
 
 def survey_answered_low(services, channels, run_due):
-    client = create_app(services=services).test_client()
-    body, headers = signed_event(DEMO_SECRET, session_completed("enc-5", "pat-5", phone="+15551230000"),
-                                 when=datetime.now(timezone.utc))
-    assert client.post("/webhooks/northside/events", data=body, headers=headers).status_code == 202
-    run_due()
-    token = channels["sms"].sent[0].link.rsplit("/s/", 1)[1]
-    assert client.post(f"/api/v1/surveys/{token}/response", json={"answers": LOW}).status_code == 201
-
+    answer_one_survey(services, channels, run_due, LOW, session_id="enc-5", patient_id="pat-5")
 
 def test_scores_and_rupture_arrive_signed(webhook_practice, services, channels, run_due, httpserver):
     httpserver.expect_request("/alliance", method="POST").respond_with_data("", status=204)

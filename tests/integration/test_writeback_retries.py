@@ -11,10 +11,8 @@ from sqlalchemy import select
 
 from integrations.ehr.errors import EhrPermanentError, EhrTransientError
 from service.cli import main
-from service.demo import session_completed, signed_event
 from service.persistence.tables import outbox
-from service.web import create_app
-from support import DEMO_SECRET
+from support import answer_one_survey
 
 LOW = {"bond": 1, "goals": 2, "approach": 1, "overall": 1}
 OUTCOME = {"resourceType": "OperationOutcome",
@@ -24,14 +22,7 @@ OUTCOME = {"resourceType": "OperationOutcome",
 @pytest.fixture
 def answered(services, practice, channels, run_due):
     """A survey answered with low scores; its write-back job is due but not yet run."""
-    client = create_app(services=services).test_client()
-    body, headers = signed_event(DEMO_SECRET, session_completed("enc-7", "pat-17", phone="+15551234567"),
-                                 when=datetime.now(timezone.utc))
-    assert client.post("/webhooks/northside/events", data=body, headers=headers).status_code == 202
-    run_due()
-    token = channels["sms"].sent[0].link.rsplit("/s/", 1)[1]
-    assert client.post(f"/api/v1/surveys/{token}/response", json={"answers": LOW}).status_code == 201
-
+    answer_one_survey(services, channels, run_due, LOW)
 
 def writeback_job(services):
     with services.engine.begin() as conn:
