@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
+import support
 from sqlalchemy import create_engine, text
 
 from service.bootstrap import bootstrap
@@ -13,6 +15,17 @@ from service.config import Settings
 from service.persistence.db import make_engine
 from service.persistence.migrate import upgrade
 from support import POSTGRES_ADMIN_URL, FakeClock, practice_document, require, truncate_all
+
+
+def pytest_configure(config):
+    # Before test modules are imported: they read support.AMQP_URL as they load.
+    config._alliance_vhost = support.isolate_rabbitmq() if support._service_available("rabbitmq") else None
+
+
+def pytest_unconfigure(config):
+    vhost = getattr(config, "_alliance_vhost", None)
+    if vhost:
+        support.drop_rabbitmq_vhost(vhost)
 
 
 @pytest.fixture(scope="session")

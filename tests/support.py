@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,12 +12,39 @@ import pytest
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
-# The shared payloads sit beside the repository (CI lays them out the same way).
-PAYLOADS = Path(os.environ.get("ALLIANCE_TEST_PAYLOADS", ROOT.parent / "shared" / "payloads"))
+# Real payloads and test vectors, copied into the repository (provenance: fixtures/README.md).
+PAYLOADS = ROOT / "tests" / "fixtures"
 POSTGRES_ADMIN_URL = os.environ.get("ALLIANCE_TEST_POSTGRES_URL",
                                     "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("ALLIANCE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REQUIRE_SERVICES = os.environ.get("ALLIANCE_TEST_REQUIRE_SERVICES") == "1"
+
+
+def isolate_rabbitmq() -> str | None:
+    """Point AMQP_URL at a new vhost of this run, so runs in parallel (or a benchmark) neither
+    eat nor purge each other's messages; returns the vhost, or None where rabbitmqctl cannot
+    make one (a remote broker: the URL is used as given)."""
+    global AMQP_URL
+    if not AMQP_URL.endswith("//"):
+        return None
+    vhost = f"alliance-test-{uuid.uuid4().hex[:10]}"
+    try:
+        made = subprocess.run(["rabbitmqctl", "add_vhost", vhost], capture_output=True, timeout=60)
+        if made.returncode != 0:
+            return None
+        subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                       capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    AMQP_URL = AMQP_URL[:-1] + vhost
+    return vhost
+
+
+def drop_rabbitmq_vhost(vhost: str) -> None:
+    try:
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        pass
 
 
 def _service_available(kind: str) -> bool:
