@@ -106,7 +106,19 @@ def run_plan(cluster: Cluster, plan: list[Disturbance], started: float, stop: th
     for disturbance in plan:
         if stop.wait(max(0.0, started + disturbance.at - time.monotonic())):
             return
+        if disturbance.what == "ehr-healthy":
+            # On a busy machine the write-backs may come after the planned window: the outage
+            # must have been met, or the run proves nothing about it.
+            wait_until_the_ehr_failed(cluster.ehr_port, stop)
         cluster.disturb(disturbance, started)
+
+
+def wait_until_the_ehr_failed(ehr_port: int, stop: threading.Event, at_least: int = 5,
+                              at_most: float = 90.0) -> None:
+    deadline = time.monotonic() + at_most
+    while time.monotonic() < deadline and stats(ehr_port)["failed"] < at_least:
+        if stop.wait(0.2):
+            return
 
 
 # --- the checks -------------------------------------------------------------------------------
