@@ -306,7 +306,7 @@ def service_env(var_dir: Path, database_url: str, public_url: str, broker_url: s
     env = {key: value for key, value in os.environ.items() if not key.startswith("ALLIANCE_")}
     env.update({
         "ALLIANCE_DATABASE_URL": database_url, "ALLIANCE_BROKER_URL": broker_url,
-        "ALLIANCE_SECRET_KEY": "bench-secret-" + "b" * 40, "ALLIANCE_PUBLIC_URL": public_url,
+        "ALLIANCE_SECRET_KEY": "ZrP4k8WqT1xNc6Lm0BvH3sYd9JfG2aEu7KtQ5oXiR-Vw", "ALLIANCE_PUBLIC_URL": public_url,
         "ALLIANCE_VAR_DIR": str(var_dir), "ALLIANCE_RELAY_INTERVAL": "0.05",
         "PYTHONUNBUFFERED": "1",
     })

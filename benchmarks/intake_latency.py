@@ -137,7 +137,7 @@ def server(kind: str, database_url: str, workers: int, no_workers: bool = False)
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="alliance-bench-var-") as var_dir:
         env = {**os.environ, "ALLIANCE_DATABASE_URL": database_url, "ALLIANCE_VAR_DIR": var_dir,
-               "ALLIANCE_SECRET_KEY": "benchmark-secret-key-" + "z" * 32, "ALLIANCE_LOG_LEVEL": "WARNING",
+               "ALLIANCE_SECRET_KEY": "ZrP4k8WqT1xNc6Lm0BvH3sYd9JfG2aEu7KtQ5oXiR-Vw", "ALLIANCE_LOG_LEVEL": "WARNING",
                "ALLIANCE_PUBLIC_URL": f"http://127.0.0.1:{port}",
                "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
         alliance = [str(Path(sys.executable).with_name("alliance"))]

@@ -9,12 +9,13 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Mapping
 
 from sqlalchemy import Engine
 
 from service.config import Settings
-from service.crypto import LinkSigner, SecretBox
+from service.crypto import FormSigner, KeyRing, LinkSigner, SecretBox
 from service.persistence.db import make_engine
 
 Clock = Callable[[], datetime]
@@ -77,8 +78,10 @@ class Services:
     clock: Clock
     box: SecretBox
     signer: LinkSigner
+    forms: FormSigner
     ehr_for: Callable[[Mapping], object] = _real_ehr
     channel_for: Callable[[str, Mapping | None], object] = _real_channel
+    relay_health: object | None = None  # set when this process runs the outbox relay
     _catalogue: tuple = field(default=(None, None), repr=False)
     _practices: dict = field(default_factory=dict, repr=False)
 
@@ -120,6 +123,17 @@ class Services:
         return f"{self.settings.public_url}/s/{token}"
 
 
+def make_folders(settings: Settings) -> None:
+    """Create every folder the service writes to (readable by the service's user only)."""
+    folders = []
+    if settings.is_sqlite or settings.embedded_broker or settings.demo:
+        folders.append(settings.var_dir)
+    if settings.prometheus_multiproc_dir:
+        folders.append(Path(settings.prometheus_multiproc_dir))
+    for folder in folders:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def bootstrap(
     settings: Settings,
     *,
@@ -129,12 +143,15 @@ def bootstrap(
     channel_for: Callable[[str, Mapping | None], object] | None = None,
 ) -> Services:
     """Wire the service from settings; pass fakes to replace any adapter."""
+    make_folders(settings)
+    keys = KeyRing(settings.secret_keys)
     return Services(
         settings=settings,
         engine=engine or make_engine(settings.database_url),
         clock=clock or utc_now,
-        box=SecretBox(settings.secret_key),
-        signer=LinkSigner(settings.secret_key),
+        box=SecretBox(keys),
+        signer=LinkSigner(keys),
+        forms=FormSigner(keys),
         ehr_for=ehr_for or _real_ehr,
         channel_for=channel_for or _real_channel,
     )

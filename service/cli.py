@@ -33,11 +33,19 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64),
+              help="Request threads of the WSGI server.")
 @click.option("--workers/--no-workers", "with_workers", default=None,
               help="Run the relay and consumer in this process (default: on the embedded broker).")
-def serve(host: str, port: int, with_workers: bool | None) -> None:
-    """Run the web app (plus, on the embedded default, the workers in the same process)."""
-    from werkzeug.serving import run_simple
+def serve(host: str, port: int, threads: int, with_workers: bool | None) -> None:
+    """Run the web app (plus, on the embedded default, the workers in the same process).
+
+    The server is waitress: production-grade and threaded in one process, so the relay and the
+    consumer share the process that owns the embedded SQLite files.
+    """
+    import signal
+
+    import waitress
 
     from service.runtime import Workers
     from service.web import create_app
@@ -47,12 +55,20 @@ def serve(host: str, port: int, with_workers: bool | None) -> None:
     workers = None
     if with_workers if with_workers is not None else services.settings.embedded_broker:
         workers = Workers(services).start()
+    server = waitress.create_server(app, host=host, port=port, threads=threads,
+                                    ident="alliance-feedback")
+    # SIGTERM (a service manager stopping us) ends the loop the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     click.echo(f"alliance-feedback listening on http://{host}:{port}", err=True)
     try:
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        server.run()
     finally:
         if workers:
             workers.stop()
+
+
+def _exit_on_signal(*_args) -> None:
+    raise SystemExit(0)
 
 
 @main.command()
@@ -287,9 +303,10 @@ def _read_json(file: str):
 
 
 def _register_extensions() -> None:
-    from service import cli_science, demo
+    from service import cli_keys, cli_science, demo
 
     demo.register(main)
+    cli_keys.register(main, _services)
     cli_science.register(main, practice_rules_lookup=_practice_rules)
 
 

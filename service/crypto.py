@@ -1,25 +1,57 @@
-"""Encryption of stored secrets and signing of survey links, both keyed by ALLIANCE_SECRET_KEY."""
+"""Keys, encryption of stored secrets, and signing of survey links and forms.
+
+Every use gets its own key, derived with HKDF from the master keys (ALLIANCE_SECRET_KEYS,
+newest first), so a signing key can never decrypt and a form token can never open a link.
+The newest master key signs and encrypts; older ones still verify and decrypt, which is what
+lets a key be rotated: `alliance keys rotate` re-encrypts what is stored under the newest.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import uuid
+from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from itsdangerous import BadSignature, Signer
 
+# HKDF "info" of each use. Changing one invalidates what was made with it.
+ENCRYPTION = b"secret-box"
+LINK_SIGNING = b"survey-link-signing"
+FORM_SIGNING = b"survey-form-signing"
+
+
+class KeyRing:
+    """The master keys (newest first) and the per-purpose keys derived from them."""
+
+    def __init__(self, master_keys: Sequence[str]):
+        if not master_keys:
+            raise ValueError("at least one key is needed")
+        self._masters = tuple(master_keys)
+
+    def derive(self, purpose: bytes) -> list[bytes]:
+        """32-byte keys for one purpose, one per master key, newest first."""
+        return [_hkdf(master, purpose) for master in self._masters]
+
+    def __len__(self) -> int:
+        return len(self._masters)
+
+
+def _hkdf(master: str, purpose: bytes) -> bytes:
+    # The salt is fixed: it separates this application's keys from any other use of the master.
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"alliance-feedback",
+                info=purpose).derive(master.encode())
+
 
 class SecretBox:
-    """Encrypts JSON documents at rest (Fernet, key derived from the service secret)."""
+    """Encrypts JSON documents at rest (Fernet under the derived encryption keys)."""
 
-    def __init__(self, secret_key: str):
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"alliance-feedback", info=b"secret-box"
-        ).derive(secret_key.encode())
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+    def __init__(self, keys: KeyRing):
+        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(key))
+                                    for key in keys.derive(ENCRYPTION)])
 
     def seal(self, document: dict) -> str:
         return self._fernet.encrypt(json.dumps(document).encode()).decode()
@@ -28,7 +60,21 @@ class SecretBox:
         try:
             return json.loads(self._fernet.decrypt(sealed.encode()))
         except InvalidToken:
-            raise ValueError("stored secrets cannot be decrypted: was ALLIANCE_SECRET_KEY changed?")
+            raise ValueError("stored secrets cannot be decrypted: the key that sealed them is not "
+                             "in ALLIANCE_SECRET_KEYS (was ALLIANCE_SECRET_KEY changed?)") from None
+
+    def reseal(self, sealed: str) -> str:
+        """The same document encrypted under the newest key (for `alliance keys rotate`)."""
+        try:
+            return self._fernet.rotate(sealed.encode()).decode()
+        except InvalidToken:
+            raise ValueError("a stored value cannot be decrypted with any configured key") from None
+
+
+def _signer(keys: KeyRing, purpose: bytes, salt: str) -> Signer:
+    # itsdangerous takes the keys oldest first and signs with the last one. Its HMAC-SHA1 tag
+    # (still a sound MAC) keeps a link short enough for one SMS segment.
+    return Signer(list(reversed(keys.derive(purpose))), salt=salt)
 
 
 class LinkSigner:
@@ -38,8 +84,8 @@ class LinkSigner:
     characters, so an SMS with the link still fits in one segment; forged tokens fail.
     """
 
-    def __init__(self, secret_key: str):
-        self._signer = Signer(secret_key, salt="survey-link")
+    def __init__(self, keys: KeyRing):
+        self._signer = _signer(keys, LINK_SIGNING, "survey-link")
 
     def token_for(self, survey_id: str) -> str:
         raw = base64.urlsafe_b64encode(uuid.UUID(survey_id).bytes).rstrip(b"=")
@@ -51,5 +97,26 @@ class LinkSigner:
             survey_id = str(uuid.UUID(bytes=base64.urlsafe_b64decode(raw + b"==")))
         except (BadSignature, ValueError, UnicodeEncodeError):
             return None
-        # base64 ignores the spare bits of a last character: accept only the one spelling we issue.
-        return survey_id if self.token_for(survey_id) == token else None
+        # base64 ignores the spare bits of a last character: accept only a spelling we issue.
+        return survey_id if token in self._spellings(survey_id) else None
+
+    def _spellings(self, survey_id: str) -> set[str]:
+        raw = base64.urlsafe_b64encode(uuid.UUID(survey_id).bytes).rstrip(b"=")
+        signers = [Signer(key, salt="survey-link") for key in self._signer.secret_keys]
+        return {signer.sign(raw).decode() for signer in signers}
+
+
+class FormSigner:
+    """The hidden CSRF token of a survey page's forms: an HMAC of the survey id and purpose."""
+
+    def __init__(self, keys: KeyRing):
+        self._keys = keys
+
+    def token(self, survey_id: str, purpose: str) -> str:
+        return _signer(self._keys, FORM_SIGNING, f"survey-form:{purpose}").get_signature(
+            survey_id).decode()
+
+    def valid(self, survey_id: str, purpose: str, given: str | None) -> bool:
+        """Constant-time check of a posted token against every configured key."""
+        signer = _signer(self._keys, FORM_SIGNING, f"survey-form:{purpose}")
+        return bool(given) and signer.verify_signature(survey_id, given)

@@ -14,7 +14,9 @@ from service.bootstrap import bootstrap
 from service.config import Settings
 from service.persistence.db import make_engine
 from service.persistence.migrate import upgrade
-from support import POSTGRES_ADMIN_URL, FakeClock, practice_document, require, truncate_all
+from support import (
+    POSTGRES_ADMIN_URL, TEST_SECRET_KEY, FakeClock, practice_document, require, truncate_all,
+)
 
 
 def pytest_configure(config):
@@ -72,7 +74,7 @@ def settings_for(tmp_path):
         env = {
             "ALLIANCE_DATABASE_URL": database_url,
             "ALLIANCE_BROKER_URL": broker_url,
-            "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
+            "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY,
             "ALLIANCE_PUBLIC_URL": "https://surveys.test",
             "ALLIANCE_VAR_DIR": str(tmp_path / "var"),
         }

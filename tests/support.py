@@ -80,6 +80,8 @@ def truncate_all(engine) -> None:
 
 
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# A fixed random service key for tests (weak or placeholder keys are refused at start-up).
+TEST_SECRET_KEY = "Qm3v9TzKx7LpW2dHr8YfN4cJs6BgUa1E-tRkVo5XiZy0"
 
 
 class FakeClock:

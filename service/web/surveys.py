@@ -6,13 +6,11 @@ posts per link and address; the JSON API keeps the contract's problem+json answe
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import deque
 from datetime import datetime, timedelta
 
 from flask import Blueprint, current_app, jsonify, render_template, request
-from itsdangerous import Signer
 from marshmallow import ValidationError
 
 from schemas.base import error_map
@@ -71,20 +69,6 @@ class RateLimiter:
             self._hits.clear()
 
 
-def form_token(secret: str, survey_id: str, purpose: str) -> str:
-    """The hidden CSRF token of a form: an HMAC of the survey id under the service secret."""
-    return _form_signer(secret, purpose).get_signature(survey_id).decode()
-
-
-def form_token_valid(secret: str, survey_id: str, purpose: str, given: str | None) -> bool:
-    """True when `given` is the form token of this survey and purpose (constant-time check)."""
-    return bool(given) and _form_signer(secret, purpose).verify_signature(survey_id, given)
-
-
-def _form_signer(secret: str, purpose: str) -> Signer:
-    return Signer(secret, salt=f"survey-form:{purpose}", digest_method=hashlib.sha256)
-
-
 # ---- helpers shared with the consent pages --------------------------------------------------
 
 def services():
@@ -123,12 +107,11 @@ def post_allowed(token: str) -> bool:
 
 def csrf_valid(survey_id: str, purpose: str) -> bool:
     """Whether the posted form carries this survey's token for `purpose`."""
-    return form_token_valid(services().settings.secret_key, survey_id, purpose,
-                            request.form.get(CSRF_FIELD))
+    return services().forms.valid(survey_id, purpose, request.form.get(CSRF_FIELD))
 
 
 def csrf_for(survey_id: str, purpose: str) -> str:
-    return form_token(services().settings.secret_key, survey_id, purpose)
+    return services().forms.token(survey_id, purpose)
 
 
 def link_client(token: str):

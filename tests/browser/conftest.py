@@ -18,7 +18,7 @@ from service.config import Settings
 from service.persistence.db import make_engine
 from service.persistence.migrate import upgrade
 from service.web import create_app
-from support import practice_document
+from support import TEST_SECRET_KEY, practice_document
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,7 @@ def live(tmp_path):
     base_url = f"http://127.0.0.1:{server.server_port}"
     database_url = f"sqlite:///{tmp_path / 'alliance.db'}"
     settings = Settings.from_env({
-        "ALLIANCE_DATABASE_URL": database_url, "ALLIANCE_SECRET_KEY": "browser-secret-" + "y" * 40,
+        "ALLIANCE_DATABASE_URL": database_url, "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY,
         "ALLIANCE_PUBLIC_URL": base_url, "ALLIANCE_VAR_DIR": str(tmp_path / "var"),
         "ALLIANCE_LOG_LEVEL": "WARNING",
     })

@@ -15,7 +15,7 @@ from service.cli import main
 from service.config import Settings
 from service.demo import session_completed, signed_event
 from service.web import create_app
-from support import DEMO_SECRET, practice_document
+from support import DEMO_SECRET, TEST_SECRET_KEY, practice_document
 
 SECRETS = {
     "webhook": DEMO_SECRET,
@@ -41,7 +41,7 @@ def env(tmp_path) -> dict:
     return {
         "ALLIANCE_DATABASE_URL": f"sqlite:///{tmp_path / 'alliance.db'}",
         "ALLIANCE_BROKER_URL": "embedded",
-        "ALLIANCE_SECRET_KEY": "cli-test-secret-key-" + "y" * 32,
+        "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY,
         "ALLIANCE_VAR_DIR": str(tmp_path / "var"),
         "ALLIANCE_LOG_LEVEL": "WARNING",
     }

@@ -15,7 +15,6 @@ from service.demo import session_completed, signed_event
 from service.persistence.tables import clients
 from service.web import create_app
 from service.web.consent import EMPTY_TWIML, keyword_action, twilio_signature
-from service.web.surveys import form_token
 from support import DEMO_SECRET, practice_document
 
 INBOUND = "/webhooks/northside/sms/inbound"
@@ -51,7 +50,7 @@ def opted_out_at(services, patient_id="pat-1", practice_id="northside"):
 
 
 def consent_csrf(services, token):
-    return form_token(services.settings.secret_key, services.signer.survey_id(token), "consent")
+    return services.forms.token(services.signer.survey_id(token), "consent")
 
 
 def sms(client, body: str, sender: str = PHONE, token: str = TWILIO_TOKEN, path: str = INBOUND,
@@ -126,7 +125,7 @@ def test_consent_posts_without_the_csrf_token_change_nothing(client, services, s
         client.post(f"/s/{survey}/unsubscribe", data={"csrf_token": consent_csrf(services, survey)})
         assert opted_out_at(services) is not None
     before = opted_out_at(services)
-    answer_token = form_token(services.settings.secret_key, services.signer.survey_id(survey), "answer")
+    answer_token = services.forms.token(services.signer.survey_id(survey), "answer")
     for data in ({}, {"csrf_token": "forged"}, {"csrf_token": answer_token}):
         refused = client.post(f"/s/{survey}/{path}", data=data)
         assert refused.status_code == 400

@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from service.crypto import FormSigner, KeyRing
 from service.demo import session_completed, signed_event
 from service.domain.instruments import builtin_instruments
 from service.persistence.tables import responses
 from service.web import create_app, i18n
-from service.web.surveys import RateLimiter, form_token
+from service.web.surveys import RateLimiter
 from support import DEMO_SECRET
+
+OTHER_KEY = "Vf2Lq8XnR5tJ0wKc3YhB7mPz9DsGa4Ue-1iToN6rEjWl"
 
 STATIC = Path(__file__).resolve().parents[2] / "service" / "web" / "static"
 VALID = {"bond": "8", "goals": "7", "approach": "9", "overall": "8", "tension": "no"}
@@ -134,23 +137,23 @@ def test_a_valid_post_shows_thanks_and_uses_the_link_up(client, send, services, 
     assert stored_responses(services) == 1
     assert client.get(f"/s/{token}").status_code == 409
     assert client.get(f"/api/v1/surveys/{token}").status_code == 409
-    csrf = form_token(services.settings.secret_key, services.signer.survey_id(token), "answer")
+    csrf = services.forms.token(services.signer.survey_id(token), "answer")
     assert client.post(f"/s/{token}", data={"csrf_token": csrf, **VALID}).status_code == 409
     assert stored_responses(services) == 1
 
 
 @pytest.mark.parametrize("forge", [
-    lambda secret, survey_id: None,
-    lambda secret, survey_id: "not-a-token",
-    lambda secret, survey_id: form_token(secret, "another-survey", "answer"),
-    lambda secret, survey_id: form_token(secret, survey_id, "consent"),
-    lambda secret, survey_id: form_token("another-secret", survey_id, "answer"),
+    lambda forms, survey_id: None,
+    lambda forms, survey_id: "not-a-token",
+    lambda forms, survey_id: forms.token("another-survey", "answer"),
+    lambda forms, survey_id: forms.token(survey_id, "consent"),
+    lambda forms, survey_id: FormSigner(KeyRing([OTHER_KEY])).token(survey_id, "answer"),
 ])
 def test_a_post_without_the_right_csrf_token_is_a_friendly_400_and_changes_nothing(
         client, send, services, forge):
     token = send()
     survey_id = services.signer.survey_id(token)
-    forged = forge(services.settings.secret_key, survey_id)
+    forged = forge(services.forms, survey_id)
     data = {**VALID, **({"csrf_token": forged} if forged is not None else {})}
     refused = client.post(f"/s/{token}", data=data)
     assert refused.status_code == 400
