@@ -14,7 +14,7 @@ from service.handlers.registry import JOB_HANDLERS
 from service.handlers.runner import JobRunner
 from service.messaging.broker import connect, purge_delivered
 from service.messaging.consumer import JobConsumer
-from service.messaging.relay import Relay
+from service.messaging.relay import Relay, RelayHealth
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +32,8 @@ class Workers:
 
     def start(self) -> "Workers":
         if self.relay:
+            # /readyz of this process reports a relay that cannot publish.
+            self.services.relay_health = RelayHealth()
             self._spawn("relay", self._run_relay)
         for index in range(self.consumer_count):
             self._spawn(f"consumer-{index}", self._run_consumer)
@@ -52,10 +54,11 @@ class Workers:
     def _run_relay(self) -> None:
         settings = self.services.settings
         relay = Relay(self.services.engine, connect(settings.kombu_url), self.services.clock,
-                      redeliver_after=settings.redeliver_after)
+                      redeliver_after=settings.redeliver_after,
+                      health=self.services.relay_health)
         housekeeping = None
         if settings.embedded_broker:
-            housekeeping = functools.partial(purge_delivered, settings.var_dir / "queue.db")
+            housekeeping = functools.partial(purge_delivered, settings.embedded_queue_file)
         relay.run(self.stop_event, settings.relay_interval, housekeeping)
 
     def _run_consumer(self) -> None:

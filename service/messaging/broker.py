@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -31,3 +32,31 @@ def purge_delivered(queue_db: Path) -> int:
             return db.execute("DELETE FROM kombu_message WHERE visible = 0").rowcount
     except sqlite3.OperationalError:  # no message table yet: nothing was ever queued
         return 0
+
+
+def describe_broker(url: str) -> str:
+    """The broker in words for operators, without its password."""
+    if url.startswith("sqla+sqlite:///"):
+        return f"the embedded queue {url.removeprefix('sqla+sqlite:///')}"
+    return f"the broker {Connection(url).as_uri()}"  # kombu masks the password
+
+
+def what_to_do(url: str) -> str:
+    """The advice that goes with a broker that cannot be used."""
+    if url.startswith("sqla+sqlite:///"):
+        return ("check that its folder exists and is writable and that the file is a SQLite "
+                "database; deleting the file is safe, unfinished jobs are published again")
+    return "check that RabbitMQ runs and that ALLIANCE_BROKER_URL is right"
+
+
+def embedded_queue_problem(queue_db: Path) -> str | None:
+    """Why the embedded queue file cannot be used, or None (a cheap check for /readyz)."""
+    folder = queue_db.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} does not exist or is not writable"
+    try:
+        with contextlib.closing(sqlite3.connect(queue_db, timeout=2)) as db:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.Error as error:
+        return f"{queue_db} cannot be read as a SQLite database ({error})"
+    return None

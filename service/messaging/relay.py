@@ -5,28 +5,61 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import structlog
 from kombu import Connection
 from sqlalchemy import Engine
 
+from service.messaging.broker import describe_broker, what_to_do
 from service.messaging.topology import DEAD_QUEUE, EXCHANGE, route, work_queues
 from service.persistence import outbox
 
 log = structlog.get_logger(__name__)
 
 RETRY_POLICY = {"interval_start": 0, "interval_step": 1, "interval_max": 5, "max_retries": 3}
+# A relay that keeps failing says so once, then again at most this often (not every round).
+REPEAT_WARNING_SECONDS = 60.0
+
+
+@dataclass
+class RelayHealth:
+    """How the last publishing round of this process's relay went, for /readyz.
+
+    Without it a relay that cannot publish (a missing queue folder, RabbitMQ down) looks ready:
+    webhooks are accepted and stored, but no survey ever goes out.
+    """
+
+    problem: str | None = None   # None: the last round published (or had nothing to publish)
+    failed_rounds: int = 0
+    _last_warning: float = float("-inf")
+
+    def succeeded(self) -> None:
+        if self.problem is not None:
+            log.info("relay publishing again", after_failed_rounds=self.failed_rounds)
+        self.problem, self.failed_rounds = None, 0
+
+    def failed(self, broker_url: str, error: Exception) -> None:
+        self.failed_rounds += 1
+        self.problem = (f"the outbox relay cannot publish to {describe_broker(broker_url)} "
+                        f"({type(error).__name__}): {what_to_do(broker_url)}")
+        now = time.monotonic()
+        if now - self._last_warning >= REPEAT_WARNING_SECONDS:
+            self._last_warning = now
+            log.warning("relay publish failed", problem=self.problem,
+                        failed_rounds=self.failed_rounds)
 
 
 class Relay:
     def __init__(self, engine: Engine, connection: Connection, clock: Callable, *,
-                 redeliver_after: float, batch: int = 200):
+                 redeliver_after: float, batch: int = 200, health: RelayHealth | None = None):
         self.engine = engine
         self.connection = connection
         self.clock = clock
         self.redeliver_after = redeliver_after
         self.batch = batch
+        self.health = health or RelayHealth()
         self._declared = False
 
     def publish_due(self) -> int:
@@ -36,7 +69,7 @@ class Relay:
                                     limit=self.batch)
         if not jobs:
             return 0
-        sent = []
+        sent: list[str] = []
         try:
             producer = self.connection.Producer(serializer="json")
             if not self._declared:
@@ -55,11 +88,12 @@ class Relay:
             with self.engine.begin() as conn:
                 outbox.release(conn, unsent)
             self._declared = False
-            log.warning("relay publish failed", error=type(error).__name__, unsent=len(unsent))
+            self.health.failed(self.connection.as_uri(), error)
             broken, self.connection = self.connection, self.connection.clone()
             with contextlib.suppress(Exception):
                 broken.release()
             raise
+        self.health.succeeded()
         return len(sent)
 
     def run(self, stop: threading.Event, interval: float,

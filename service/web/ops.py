@@ -19,11 +19,16 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """The database and the broker are reachable."""
+    """The database and the broker are reachable, and this process's relay can publish."""
     services = current_app.extensions["alliance"]
-    checks = {"database": _database_ok(services), "broker": _broker_ok(services)}
-    ready = all(checks.values())
-    return jsonify(status="ready" if ready else "not ready", checks=checks), (200 if ready else 503)
+    problems = {name: problem for name, problem in (
+        ("database", _database_problem(services)), ("broker", _broker_problem(services)))
+        if problem}
+    checks = {"database": "database" not in problems, "broker": "broker" not in problems}
+    body = {"status": "not ready" if problems else "ready", "checks": checks}
+    if problems:
+        body["problems"] = problems
+    return jsonify(body), (503 if problems else 200)
 
 
 @bp.get("/metrics")
@@ -42,21 +47,31 @@ def openapi():
     return jsonify(openapi_document())
 
 
-def _database_ok(services) -> bool:
+def _database_problem(services) -> str | None:
     try:
         with services.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
+        return None
+    except Exception as error:
+        return f"the database cannot be reached ({type(error).__name__})"
 
 
-def _broker_ok(services) -> bool:
-    from service.messaging.broker import connect
+def _broker_problem(services) -> str | None:
+    from service.messaging.broker import (
+        connect, describe_broker, embedded_queue_problem, what_to_do,
+    )
 
+    settings = services.settings
+    relay = services.relay_health
+    if relay is not None and relay.problem:
+        return relay.problem
+    if settings.embedded_broker:
+        problem = embedded_queue_problem(settings.embedded_queue_file)
+        return f"{problem}: {what_to_do(settings.kombu_url)}" if problem else None
     try:
-        with connect(services.settings.kombu_url) as connection:
+        with connect(settings.kombu_url) as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
-        return True
-    except Exception:
-        return False
+        return None
+    except Exception as error:
+        return (f"{describe_broker(settings.kombu_url)} cannot be reached "
+                f"({type(error).__name__}): {what_to_do(settings.kombu_url)}")

@@ -23,7 +23,9 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from service.demo import session_completed, signed_event
-from support import AMQP_URL, DEMO_SECRET, practice_document, require, truncate_all
+from support import (
+    AMQP_URL, DEMO_SECRET, TEST_SECRET_KEY, practice_document, require, truncate_all,
+)
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -51,11 +53,11 @@ def fhir_server(tmp_path):
 
 
 class Process:
-    def __init__(self, args, env, log: Path):
+    def __init__(self, args, env, log: Path, cwd: Path | None = None):
         self.log = log
         self.handle = open(log, "w")
         self.popen = subprocess.Popen(args, env=env, stdout=self.handle, stderr=subprocess.STDOUT,
-                                      cwd=Path(__file__).resolve().parents[2])
+                                      cwd=cwd or Path(__file__).resolve().parents[2])
 
     def stop(self):
         self.popen.terminate()
@@ -83,7 +85,7 @@ def environment(tmp_path, database_url, broker_url, public_url) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ALLIANCE_")}
     env.update({
         "ALLIANCE_DATABASE_URL": database_url, "ALLIANCE_BROKER_URL": broker_url,
-        "ALLIANCE_SECRET_KEY": "e2e-secret-" + "k" * 40, "ALLIANCE_PUBLIC_URL": public_url,
+        "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY, "ALLIANCE_PUBLIC_URL": public_url,
         "ALLIANCE_VAR_DIR": str(tmp_path / "var"), "ALLIANCE_RELAY_INTERVAL": "0.2",
     })
     return env
@@ -144,20 +146,41 @@ def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir
         worker.stop()
 
 
-def test_embedded_default_in_one_process(tmp_path, fhir_server):
+def test_embedded_default_in_one_process_from_an_empty_folder(tmp_path, fhir_server):
+    """`ALLIANCE_DATABASE_URL=sqlite:////srv/alliance/alliance.db alliance serve` in a folder with
+    nothing in it: the service makes its folders, keeps its queue and key beside the database,
+    sends the survey, and says when its embedded queue breaks."""
     ehr_url, store = fhir_server
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = environment(tmp_path, f"sqlite:///{tmp_path / 'var' / 'alliance.db'}", "embedded", base_url)
+    home = tmp_path / "srv" / "alliance"  # does not exist yet
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = environment(tmp_path, f"sqlite:///{home / 'alliance.db'}", "embedded", base_url)
+    for generated in ("ALLIANCE_VAR_DIR", "ALLIANCE_SECRET_KEY"):
+        del env[generated]
     apply_practice(tmp_path, env, ehr_url)
-    serve = Process([BIN / "alliance", "serve", "--port", str(port)], env, tmp_path / "serve.log")
+    serve = Process([BIN / "alliance", "serve", "--port", str(port)], env, tmp_path / "serve.log",
+                    cwd=empty)
     try:
         wait_for(lambda: _up(base_url), what="alliance serve")
         flag = run_one_session(base_url, serve.text, store)
         assert flag["status"] == "active"
+        assert sorted(p.name for p in home.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
+            "alliance.db", "queue.db", "secret_key"]
+        assert list(empty.iterdir()) == []
+        assert "development server" not in serve.text()
+        (home / "queue.db").write_bytes(b"garbage, not a database " * 200)
+        problem = wait_for(lambda: _not_ready(base_url), what="/readyz to report the queue")
+        assert "queue.db" in problem
         _assert_no_personal_data(serve.text())
     finally:
         serve.stop()
+
+
+def _not_ready(base_url: str) -> str | None:
+    answer = requests.get(f"{base_url}/readyz", timeout=5)
+    return answer.json()["problems"]["broker"] if answer.status_code == 503 else None
 
 
 def _up(base_url: str) -> bool:
