@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from schemas.base import StrictSchema
+from schemas.doors import EhrPoll, Hl7v2
 
 PRACTICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -49,11 +50,14 @@ class Ehr(StrictSchema):
     # type "webhook": signed alliance.* events to the practice, for EHRs without FHIR write access
     url = fields.String(validate=HTTP_URL)
     secret = fields.String()
+    poll = fields.Nested(EhrPoll, allow_none=True)
 
     @validates_schema
     def _per_type(self, data, **_kwargs):
         if data.get("type") == "fhir-r4" and not data.get("base_url"):
             raise ValidationError({"base_url": ["required for type fhir-r4"]})
+        if data.get("poll") and data.get("type") != "fhir-r4":
+            raise ValidationError({"poll": ["polling needs type fhir-r4 (a FHIR server to search)"]})
         if data.get("type") == "webhook":
             problems = {}
             if not data.get("url"):
@@ -131,6 +135,7 @@ class PracticeDocument(StrictSchema):
     ehr = fields.Nested(Ehr, required=True)
     delivery = fields.Nested(Delivery, required=True)
     fhir_notifications = fields.Nested(FhirNotifications, load_default=None, allow_none=True)
+    hl7v2 = fields.Nested(Hl7v2, load_default=None, allow_none=True)
     survey = fields.Nested(SurveySettings, load_default=lambda: SurveySettings().load({}))
     rupture_rules = fields.Dict(load_default=dict)
 
@@ -152,10 +157,11 @@ class PracticeDocument(StrictSchema):
     @validates_schema
     def _some_way_in(self, data, **_kwargs):
         notifications = data.get("fhir_notifications") or {}
-        if not data.get("webhook_secrets") and not notifications:
+        other_doors = data.get("hl7v2") or (data.get("ehr") or {}).get("poll")
+        if not data.get("webhook_secrets") and not notifications and not other_doors:
             raise ValidationError(
-                "give webhook_secrets or fhir_notifications: otherwise no webhook can authenticate",
-                "webhook_secrets")
+                "give webhook_secrets, fhir_notifications, hl7v2 or ehr.poll: otherwise no "
+                "session can reach the service", "webhook_secrets")
 
 
 def _is_whsec(secret: str) -> bool:

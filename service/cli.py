@@ -119,8 +119,11 @@ def practice_apply(file: str) -> None:
         for problem in error.problems:
             click.echo(f"  - {problem}", err=True)
         sys.exit(2)
+    from service.handlers.polling import start_polling
+
     with services.engine.begin() as conn:
         practices.save(conn, services.box, document, now=services.clock())
+        start_polling(conn, document["id"], document["ehr"].get("poll"), services.clock())
     click.echo(document["id"])
 
 
@@ -154,7 +157,7 @@ def practice_list() -> None:
     for item in found:
         fhir_auth = "+".join(name for name in ("channel_token", "hub_secret")
                              if item.fhir_notifications.get(name)) or "-"
-        click.echo("\t".join((item.id, item.name, item.timezone, item.ehr["base_url"],
+        click.echo("\t".join((item.id, item.name, item.timezone, item.ehr.get("base_url", "-"),
                               ",".join(item.delivery["channels"]), str(len(item.webhook_secrets)),
                               fhir_auth)))
 
@@ -303,10 +306,11 @@ def _read_json(file: str):
 
 
 def _register_extensions() -> None:
-    from service import cli_keys, cli_science, demo
+    from service import cli_doors, cli_keys, cli_science, demo
 
     demo.register(main)
     cli_keys.register(main, _services)
+    cli_doors.register(main, practice, _services)
     cli_science.register(main, practice_rules_lookup=_practice_rules)
 
 

@@ -19,6 +19,7 @@ SECRET_FIELDS = {
     ("webhook_secrets",), ("ehr", "secret"), ("ehr", "auth", "token"), ("ehr", "auth", "private_key_jwk"),
     ("delivery", "sms", "auth_token"), ("delivery", "email", "password"),
     ("fhir_notifications", "channel_token"), ("fhir_notifications", "hub_secret"),
+    ("hl7v2", "channel_token"),
 }
 
 
@@ -56,6 +57,10 @@ class Practice:
     @property
     def fhir_notifications(self) -> dict:
         return self.document.get("fhir_notifications") or {}
+
+    @property
+    def hl7v2(self) -> dict:
+        return self.document.get("hl7v2") or {}
 
     @property
     def rupture_rules(self) -> dict:

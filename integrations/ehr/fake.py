@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
@@ -78,6 +78,10 @@ class InMemoryEhr(EhrGateway):
     def search(self, resource_type: str, params: Mapping[str, str]) -> list[dict]:
         """Search by identifier (system|value or value) and/or _id."""
         return self._call("search", resource_type, lambda: self._search(resource_type, params))
+
+    def search_pages(self, resource_type: str, params: Mapping[str, str]) -> Iterator[list[dict]]:
+        """The same matches as one page."""
+        yield self.search(resource_type, params)
 
     def create(self, resource: dict, if_none_exist: str | None) -> Written:
         """Create, or with if_none_exist return the single existing match (created=False)."""

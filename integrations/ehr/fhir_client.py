@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -60,20 +61,30 @@ class FhirGateway(EhrGateway):
         return resource
 
     def search(self, resource_type: str, params: Mapping[str, str]) -> list[dict]:
-        """GET {base}/{type}?params, following the Bundle's next links on the same server."""
+        """GET {base}/{type}?params, following the Bundle's next links on the same server.
+
+        A search for one identifier fits one page: more than MAX_SEARCH_PAGES is a server that
+        loops, and an error. Callers that expect many pages (polling) use search_pages.
+        """
+        pages = self.search_pages(resource_type, params)
+        matches = [resource for page in itertools.islice(pages, MAX_SEARCH_PAGES)
+                   for resource in page]
+        if next(pages, None) is not None:
+            raise EhrError(f"FHIR search {resource_type} has more than {MAX_SEARCH_PAGES} pages")
+        return matches
+
+    def search_pages(self, resource_type: str, params: Mapping[str, str]) -> Iterator[list[dict]]:
+        """The matches page by page, following next links for as long as the caller reads:
+        the caller bounds how many pages it takes (the generator is lazy)."""
         url: str | None = self._url(resource_type)
         query: Mapping[str, str] | None = params
-        matches: list[dict] = []
-        for _ in range(MAX_SEARCH_PAGES):
+        while url is not None:
             response = self._send("GET", resource_type, url, params=query)
             bundle = _json_body(response)
             if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
                 raise EhrError(f"FHIR search {resource_type} answered without a Bundle")
-            matches.extend(_matching_resources(bundle))
             url, query = self._next_page(bundle), None
-            if url is None:
-                return matches
-        raise EhrError(f"FHIR search {resource_type} has more than {MAX_SEARCH_PAGES} pages")
+            yield _matching_resources(bundle)
 
     def create(self, resource: dict, if_none_exist: str | None) -> Written:
         """POST {base}/{type}; a conditional create that matched returns created=False."""

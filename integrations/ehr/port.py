@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +27,10 @@ class EhrGateway(Protocol):
 
     def search(self, resource_type: str, params: Mapping[str, str]) -> list[dict]:
         """Return the resources matching a search."""
+        ...
+
+    def search_pages(self, resource_type: str, params: Mapping[str, str]) -> Iterator[list[dict]]:
+        """Yield the matches page by page, lazily: the caller decides how many pages to read."""
         ...
 
     def create(self, resource: dict, if_none_exist: str | None) -> Written:

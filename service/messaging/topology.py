@@ -12,6 +12,7 @@ DEAD_EXCHANGE = Exchange("alliance.dead", type="fanout", durable=True)
 QUEUE_NAMES = ("alliance.intake", "alliance.delivery", "alliance.writeback")
 ROUTES = {
     "event.process": "alliance.intake",
+    "ehr.poll": "alliance.intake",
     "survey.send": "alliance.delivery",
     "survey.remind": "alliance.delivery",
     "survey.expire": "alliance.delivery",

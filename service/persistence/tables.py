@@ -148,3 +148,15 @@ outbox = Table(
     _when("finished_at"),
     Index("ix_outbox_due", "status", "available_at"),
 )
+
+# FHIR polling (ehr.poll): where each practice's search resumes. One row per practice and
+# polled resource type; the search starts again a little before `cursor` (the overlap).
+poll_cursors = Table(
+    "poll_cursors", metadata,
+    Column("practice_id", String(64), primary_key=True),
+    Column("resource", String(32), primary_key=True),      # Encounter | Appointment
+    _when("cursor"),                                         # newest meta.lastUpdated seen
+    _when("polled_at"),                                      # last search that finished
+    Column("failures", Integer, nullable=False, default=0),  # in a row: 429/5xx back off
+    Column("last_error", String(300)),                       # plain words, no personal data
+)
