@@ -3,13 +3,15 @@ ACK (HL7 over HTTP). The door itself is `service/intake/hl7v2_door.py`."""
 
 from __future__ import annotations
 
+import structlog
 from flask import Blueprint, Response, current_app, request
 
 from service.intake.hl7v2 import MAX_MESSAGE, Hl7Refusal, ack
-from service.intake.hl7v2_door import receive_http
+from service.intake.hl7v2_door import UNAVAILABLE, receive_http
 
 ER7 = "x-application/hl7-v2+er7"
 MEDIA_TYPES = (ER7, "application/hl7-v2", "text/plain")
+log = structlog.get_logger(__name__)
 bp = Blueprint("hl7v2", __name__)
 
 
@@ -24,7 +26,12 @@ def hl7v2_message(practice_id: str):
         refusal = Hl7Refusal("AE", f"the message is over {MAX_MESSAGE // 1024} KiB")
         return _answer(ack(None, "AE", refusal.text, refusal), 413)
     raw = request.stream.read(MAX_MESSAGE + 1)
-    answer = receive_http(services, practice_id, request.headers.get("Authorization"), raw)
+    try:
+        answer = receive_http(services, practice_id, request.headers.get("Authorization"), raw)
+    except Exception:  # the database is down, or a bug: still an ACK, and never AA
+        log.exception("hl7v2 message failed")
+        refusal = Hl7Refusal("AR", UNAVAILABLE)
+        return _answer(ack(None, "AR", refusal.text, refusal), 503)
     return _answer(answer.ack, answer.status)
 
 
