@@ -68,13 +68,16 @@ def _poll_command(services_factory: Callable) -> click.Command:
         if not found.ehr.get("poll"):
             raise click.ClickException(f"practice {practice_id!r} has no ehr.poll setting")
         start = since.replace(tzinfo=timezone.utc) if since else None
-        try:
-            result = poll_once(services, found, since=start)
-        except EhrError as error:
-            raise click.ClickException(f"the EHR search failed: {error}")
-        counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(result.outcomes.items()))
-        click.echo(f"{result.resource} updated since {result.since:%Y-%m-%dT%H:%M:%SZ}: "
-                   f"{result.found} found ({counts or 'none'})"
-                   + ("; more remain: run it again" if result.more else ""))
+        while True:  # a long backlog: each round resumes after the newest visit it saw
+            try:
+                result = poll_once(services, found, since=start)
+            except EhrError as error:
+                raise click.ClickException(f"the EHR search failed: {error}")
+            counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.outcomes.items()))
+            click.echo(f"{result.resource} updated since {result.since:%Y-%m-%dT%H:%M:%SZ}: "
+                       f"{result.found} found ({counts or 'none'})")
+            if not result.more:
+                return
+            start = result.newest
 
     return poll

@@ -61,10 +61,13 @@ def start_polling(conn: Connection, practice_id: str, poll: dict | None, now: da
                    practice_id=practice_id, dedupe_key=f"poll:{practice_id}:start:{now.isoformat()}")
 
 
-def poll_once(services: Services, practice: Practice, since: datetime | None = None) -> PollResult:
+def poll_once(services: Services, practice: Practice, since: datetime | None = None,
+              resume: bool = False) -> PollResult:
     """Search once and record every result; raises the gateway's errors (the caller decides).
 
     `since` (a backfill) replaces the cursor as the start; the cursor still only moves forward.
+    `resume` continues a backlog cut short by the page bound: from the cursor itself (`ge`, no
+    overlap), or a backlog longer than the overlap window would be read from its start again.
     """
     settings = practice.ehr["poll"]
     resource, now = settings["resource"], services.clock()
@@ -72,12 +75,17 @@ def poll_once(services: Services, practice: Practice, since: datetime | None = N
         cursor = poll_cursors.get(conn, practice.id, resource)
     start = since or (cursor.cursor if cursor and cursor.cursor else now)
     result = PollResult(resource, start)
-    params = search_params(resource, start, 0 if since else settings["overlap_minutes"])
+    if since or resume:
+        params = search_params(resource, start, 0, "ge" if resume and not since else "gt")
+    else:
+        params = search_params(resource, start, settings["overlap_minutes"])
     pages = services.ehr_for(practice.ehr).search_pages(resource, params)
     for number, page in enumerate(pages, start=1):
         _record_page(services, practice, page, result)
         if number >= MAX_POLL_PAGES:
-            result.more = next(pages, None) is not None
+            # Perhaps more: the next run, due at once, finds out. Only when the cursor moved,
+            # or a server that ignores _lastUpdated would be searched again and again.
+            result.more = bool(result.newest and (start is None or result.newest > start))
             break
     with services.engine.begin() as conn:
         poll_cursors.advance(conn, practice.id, resource, result.newest, now)
@@ -96,16 +104,19 @@ def poll_ehr(ctx: JobContext) -> None:
     poll = practice.ehr.get("poll") if practice else None
     if not poll:
         return  # polling switched off (or the practice is gone): the chain ends here
+    resume = bool(ctx.job.payload.get("resume"))
     try:
-        result = poll_once(services, practice)
+        result = poll_once(services, practice, resume=resume)
         delay, key = _next_run(services.clock(), practice.id, poll, result.more, ctx.job.id)
-    except EhrTransientError as error:
+        resume = result.more
+    except EhrTransientError as error:  # the retry resumes where this run would have
         delay, key = _back_off(services, practice, poll, error, ctx.job.id)
     except (EhrAuthError, EhrPermanentError) as error:
         raise PermanentFailure("the EHR refused the poll's search",
                                {"http_status": error.status, "resource_type": poll["resource"]})
     with services.engine.begin() as conn:
-        ctx.enqueue(conn, JOB_KIND, {"practice_id": practice.id}, dedupe_key=key,
+        payload = {"practice_id": practice.id, "resume": resume}
+        ctx.enqueue(conn, JOB_KIND, payload, dedupe_key=key,
                     available_at=services.clock() + timedelta(seconds=delay))
         ctx.complete(conn)
 

@@ -18,12 +18,13 @@ from service.intake.sessions import COMPLETED_STATUSES, classify_resource
 SOURCE = "poll"
 
 
-def search_params(resource: str, since: datetime, overlap_minutes: int) -> dict[str, str]:
+def search_params(resource: str, since: datetime, overlap_minutes: int,
+                  prefix: str = "gt") -> dict[str, str]:
     """Finished visits updated after `since` minus the overlap, oldest first (so a poll cut
-    short by its page bound can resume from the newest one it saw)."""
+    short by its page bound can resume from the newest one it saw: prefix `ge`, no overlap)."""
     start = (since - timedelta(minutes=overlap_minutes)).astimezone(timezone.utc)
     return {"status": COMPLETED_STATUSES[resource],
-            "_lastUpdated": f"gt{start.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            "_lastUpdated": f"{prefix}{start.strftime('%Y-%m-%dT%H:%M:%SZ')}",
             "_sort": "_lastUpdated"}
 
 
