@@ -86,6 +86,32 @@ def _fhir_notifications(spec: APISpec) -> None:
                         ("422", "not a notification Bundle"))}}})
 
 
+def _hl7v2(spec: APISpec) -> None:
+    er7 = {"type": "string", "description": "one HL7 v2 message, segments separated by CR"}
+    acks = {"x-application/hl7-v2+er7": {"schema": {
+        "type": "string", "description": "an HL7 ACK: MSH, MSA (and ERR for an AE)"}}}
+
+    def ack(text: str) -> dict:
+        return {"description": text, "content": acks}
+
+    spec.path("/webhooks/{practice_id}/hl7v2", parameters=[PRACTICE], operations={"post": {
+        "summary": "One HL7 v2 message (ER7), answered with its ACK (HL7 over HTTP)",
+        "description": "ADT^A03, or SIU^S12/S14 with SCH-25 Complete, is a completed session; "
+                       "other messages are recorded without a survey. MSH-10 identifies the "
+                       "delivery: a repeat is acknowledged AA and causes nothing.",
+        "security": [{"hl7v2ChannelToken": []}],
+        "requestBody": {"required": True, "content": {
+            media: {"schema": er7} for media in
+            ("x-application/hl7-v2+er7", "application/hl7-v2", "text/plain")}},
+        "responses": {
+            "200": ack("AA: stored (or a duplicate, or recorded without a survey; MSA-3 says)"),
+            "400": ack("AE: the message is malformed; MSA-3 and ERR name the problem"),
+            "401": ack("AR: unknown practice or wrong channel token (the same answer for both)"),
+            "413": ack("AE: over 256 KiB"), "415": ack("AE: not an HL7 v2 media type"),
+            "503": ack("AR: could not be stored now; send it again"),
+            **_problems(("405", "only POST"))}}})
+
+
 def _sms_inbound(spec: APISpec) -> None:
     form = {"type": "object", "properties": {"From": {"type": "string"}, "Body": {"type": "string"}},
             "additionalProperties": {"type": "string"}}
@@ -144,6 +170,8 @@ def openapi_document() -> dict:
     spec.components.security_scheme("hubSignature", {
         "type": "apiKey", "in": "header", "name": "X-Hub-Signature",
         "description": "'sha256=' hex HMAC-SHA256 of the raw body keyed with fhir_notifications.hub_secret"})
-    for add in (_native_events, _fhir_notifications, _sms_inbound, _surveys, _operations):
+    spec.components.security_scheme("hl7v2ChannelToken", {
+        "type": "http", "scheme": "bearer", "description": "the practice's hl7v2.channel_token"})
+    for add in (_native_events, _fhir_notifications, _hl7v2, _sms_inbound, _surveys, _operations):
         add(spec)
     return spec.to_dict()
