@@ -14,12 +14,14 @@ class EhrPoll(StrictSchema):
     """`ehr.poll`: search the EHR for finished visits every N minutes."""
 
     resource = fields.String(required=True, validate=validate.OneOf(POLLED_RESOURCES))
-    every_minutes = fields.Integer(required=True, strict=True,
-                                   validate=validate.Range(min=1, max=24 * 60))
+    every_minutes = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=24 * 60)
+    )
     # How far behind the cursor each search starts again: a resource indexed late (its
     # lastUpdated older than the newest one already seen) is still found.
-    overlap_minutes = fields.Integer(load_default=10, strict=True,
-                                     validate=validate.Range(min=0, max=24 * 60))
+    overlap_minutes = fields.Integer(
+        load_default=10, strict=True, validate=validate.Range(min=0, max=24 * 60)
+    )
 
 
 class Hl7v2(StrictSchema):

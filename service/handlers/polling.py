@@ -57,12 +57,19 @@ def start_polling(conn: Connection, practice_id: str, poll: dict | None, now: da
     if not poll:
         return
     poll_cursors.start_at(conn, practice_id, poll["resource"], now)
-    outbox.enqueue(conn, JOB_KIND, {"practice_id": practice_id}, now=now,
-                   practice_id=practice_id, dedupe_key=f"poll:{practice_id}:start:{now.isoformat()}")
+    outbox.enqueue(
+        conn,
+        JOB_KIND,
+        {"practice_id": practice_id},
+        now=now,
+        practice_id=practice_id,
+        dedupe_key=f"poll:{practice_id}:start:{now.isoformat()}",
+    )
 
 
-def poll_once(services: Services, practice: Practice, since: datetime | None = None,
-              resume: bool = False) -> PollResult:
+def poll_once(
+    services: Services, practice: Practice, since: datetime | None = None, resume: bool = False
+) -> PollResult:
     """Search once and record every result; raises the gateway's errors (the caller decides).
 
     `since` (a backfill) replaces the cursor as the start; the cursor still only moves forward.
@@ -89,8 +96,14 @@ def poll_once(services: Services, practice: Practice, since: datetime | None = N
             break
     with services.engine.begin() as conn:
         poll_cursors.advance(conn, practice.id, resource, result.newest, now)
-    log.info("ehr polled", practice_id=practice.id, resource=resource, found=result.found,
-             more=result.more, **{k.replace("-", "_"): v for k, v in result.outcomes.items()})
+    log.info(
+        "ehr polled",
+        practice_id=practice.id,
+        resource=resource,
+        found=result.found,
+        more=result.more,
+        **{k.replace("-", "_"): v for k, v in result.outcomes.items()},
+    )
     return result
 
 
@@ -112,17 +125,25 @@ def poll_ehr(ctx: JobContext) -> None:
     except EhrTransientError as error:  # the retry resumes where this run would have
         delay, key = _back_off(services, practice, poll, error, ctx.job.id)
     except (EhrAuthError, EhrPermanentError) as error:
-        raise PermanentFailure("the EHR refused the poll's search",
-                               {"http_status": error.status, "resource_type": poll["resource"]})
+        raise PermanentFailure(
+            "the EHR refused the poll's search",
+            {"http_status": error.status, "resource_type": poll["resource"]},
+        )
     with services.engine.begin() as conn:
         payload = {"practice_id": practice.id, "resume": resume}
-        ctx.enqueue(conn, JOB_KIND, payload, dedupe_key=key,
-                    available_at=services.clock() + timedelta(seconds=delay))
+        ctx.enqueue(
+            conn,
+            JOB_KIND,
+            payload,
+            dedupe_key=key,
+            available_at=services.clock() + timedelta(seconds=delay),
+        )
         ctx.complete(conn)
 
 
-def _record_page(services: Services, practice: Practice, page: list[dict],
-                 result: PollResult) -> None:
+def _record_page(
+    services: Services, practice: Practice, page: list[dict], result: PollResult
+) -> None:
     for resource in page:
         try:
             arrival = arrival_from_resource(resource)
@@ -136,8 +157,9 @@ def _record_page(services: Services, practice: Practice, page: list[dict],
             result.newest = updated
 
 
-def _next_run(now: datetime, practice_id: str, poll: dict, more: bool,
-              job_id: str) -> tuple[float, str]:
+def _next_run(
+    now: datetime, practice_id: str, poll: dict, more: bool, job_id: str
+) -> tuple[float, str]:
     """(seconds until the next run, its dedupe key): the next slot of the grid, or at once."""
     if more:
         return 0.0, f"poll:{practice_id}:more:{job_id}"
@@ -146,12 +168,15 @@ def _next_run(now: datetime, practice_id: str, poll: dict, more: bool,
     return slot * every - now.timestamp(), f"poll:{practice_id}:{every}:{slot}"
 
 
-def _back_off(services: Services, practice: Practice, poll: dict, error,
-              job_id: str) -> tuple[float, str]:
+def _back_off(
+    services: Services, practice: Practice, poll: dict, error, job_id: str
+) -> tuple[float, str]:
     with services.engine.begin() as conn:
-        failures = poll_cursors.failed(conn, practice.id, poll["resource"], str(error),
-                                       services.clock())
+        failures = poll_cursors.failed(
+            conn, practice.id, poll["resource"], str(error), services.clock()
+        )
     delay = error.retry_after if error.retry_after is not None else backoff_seconds(failures - 1)
-    log.warning("ehr poll backs off", practice_id=practice.id, failures=failures,
-                delay_s=round(delay, 1))
+    log.warning(
+        "ehr poll backs off", practice_id=practice.id, failures=failures, delay_s=round(delay, 1)
+    )
     return min(delay, MAX_BACKOFF_SECONDS), f"poll:{practice.id}:retry:{job_id}"

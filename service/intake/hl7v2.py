@@ -26,36 +26,41 @@ from service.handlers.events import MAX_ID, Arrival, storable_ids
 SOURCE = "hl7v2"
 MAX_MESSAGE = 256 * 1024
 COMPLETING_SIU = frozenset({"S12", "S14"})
-DID_NOT_HAPPEN = {"S15": "the appointment was cancelled (SIU^S15)",
-                  "S26": "the client did not show up (SIU^S26)"}
+DID_NOT_HAPPEN = {
+    "S15": "the appointment was cancelled (SIU^S15)",
+    "S26": "the client did not show up (SIU^S26)",
+}
 CONTACT = Contact()
 _PHONE_PUNCTUATION = re.compile(r"[\s().\-/]")
 DEFAULT_ENCODING = "^~\\&"
 # HL7 table 0357 (message error condition codes) used in ERR-3.
-ERROR_NAMES = {"100": "Segment sequence error", "101": "Required field missing",
-               "102": "Data type error", "207": "Application internal error"}
+ERROR_NAMES = {
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "102": "Data type error",
+    "207": "Application internal error",
+}
 
 
 class Hl7Refusal(Exception):
     """The message is not accepted; `code` is the ACK code (AE or AR), the text says why."""
 
-    def __init__(self, code: str, text: str, error_code: str | None = None,
-                 location: str = ""):
+    def __init__(self, code: str, text: str, error_code: str | None = None, location: str = ""):
         super().__init__(text)
         self.code = code
         self.text = text
         self.error_code = error_code  # HL7 table 0357, for the ERR segment of an AE
-        self.location = location      # e.g. "PID^1^3"
+        self.location = location  # e.g. "PID^1^3"
 
 
 @dataclass(frozen=True)
 class Header:
     """What the door needs from MSH before it trusts the message."""
 
-    message_type: str         # "ADT^A03"
-    control_id: str           # MSH-10: the delivery id
-    security: str             # MSH-8: the channel token over MLLP
-    receiving_facility: str   # MSH-6.1: the practice id over MLLP
+    message_type: str  # "ADT^A03"
+    control_id: str  # MSH-10: the delivery id
+    security: str  # MSH-8: the channel token over MLLP
+    receiving_facility: str  # MSH-6.1: the practice id over MLLP
 
 
 def parse(raw: bytes) -> hl7.Message:
@@ -70,8 +75,9 @@ def parse(raw: bytes) -> hl7.Message:
     except (hl7.HL7Exception, IndexError, ValueError) as error:
         raise Hl7Refusal("AE", f"the message cannot be parsed: {error}", "102") from None
     if len(message.segments("MSH")) != 1:
-        raise Hl7Refusal("AE", "send one message at a time: found several MSH segments",
-                         "100", "MSH")
+        raise Hl7Refusal(
+            "AE", "send one message at a time: found several MSH segments", "100", "MSH"
+        )
     return message
 
 
@@ -82,14 +88,22 @@ def header(message: hl7.Message) -> Header:
         raise Hl7Refusal("AE", "MSH-9 (message type) is empty", "101", "MSH^1^9")
     control_id = _field(message, "MSH", 10).strip()
     if not control_id:
-        raise Hl7Refusal("AE", "MSH-10 (message control id) is empty: it identifies the "
-                         "delivery", "101", "MSH^1^10")
+        raise Hl7Refusal(
+            "AE",
+            "MSH-10 (message control id) is empty: it identifies the delivery",
+            "101",
+            "MSH^1^10",
+        )
     if not storable_ids(control_id):
-        raise Hl7Refusal("AE", f"MSH-10 (message control id) is longer than {MAX_ID} "
-                         "characters or holds control characters", "102", "MSH^1^10")
+        raise Hl7Refusal(
+            "AE",
+            f"MSH-10 (message control id) is longer than {MAX_ID} "
+            "characters or holds control characters",
+            "102",
+            "MSH^1^10",
+        )
     message_type = f"{kind}^{trigger}" if trigger else kind
-    return Header(message_type, control_id, _field(message, "MSH", 8),
-                  _field(message, "MSH", 6, 1))
+    return Header(message_type, control_id, _field(message, "MSH", 8), _field(message, "MSH", 6, 1))
 
 
 def arrival_from(message: hl7.Message) -> Arrival:
@@ -103,18 +117,40 @@ def arrival_from(message: hl7.Message) -> Arrival:
     if not completed:
         # Recorded for the event log; ids that cannot be stored are left out, not refused.
         keep = storable_ids(patient_id, session_id)
-        return Arrival(SOURCE, head.control_id, head.message_type, {}, False, reason,
-                       session_id=session_id if keep else None,
-                       patient_id=patient_id if keep else None)
+        return Arrival(
+            SOURCE,
+            head.control_id,
+            head.message_type,
+            {},
+            False,
+            reason,
+            session_id=session_id if keep else None,
+            patient_id=patient_id if keep else None,
+        )
     _require_ids(patient_id, session_id)
     if not storable_ids(patient_id, session_id):
-        raise Hl7Refusal("AE", f"PID-3 or the visit id is longer than {MAX_ID} characters or "
-                         "holds control characters", "102")
-    session = {"session_id": session_id, "patient_id": patient_id, "practitioner_id": None,
-               "ended_at": _ended_at(message), "contact": contact_from_pid13(message)}
-    return Arrival(SOURCE, head.control_id, head.message_type, {"session": session}, True,
-                   session_id=session_id, patient_id=patient_id,
-                   dedupe_keys=session_keys(session_id, visit, appointment))
+        raise Hl7Refusal(
+            "AE",
+            f"PID-3 or the visit id is longer than {MAX_ID} characters or holds control characters",
+            "102",
+        )
+    session = {
+        "session_id": session_id,
+        "patient_id": patient_id,
+        "practitioner_id": None,
+        "ended_at": _ended_at(message),
+        "contact": contact_from_pid13(message),
+    }
+    return Arrival(
+        SOURCE,
+        head.control_id,
+        head.message_type,
+        {"session": session},
+        True,
+        session_id=session_id,
+        patient_id=patient_id,
+        dedupe_keys=session_keys(session_id, visit, appointment),
+    )
 
 
 def session_keys(session_id: str, visit: str, appointment: str) -> tuple[str, ...]:
@@ -143,37 +179,48 @@ def contact_from_pid13(message: hl7.Message) -> dict | None:
         if phone:
             phones.append(phone)
     phones.sort(key=lambda item: not item[1])  # mobile numbers first
-    candidate = {"phone": phones[0][0] if phones else None,
-                 "email": emails[0] if emails else None}
+    candidate = {"phone": phones[0][0] if phones else None, "email": emails[0] if emails else None}
     if not any(candidate.values()):
         return None
     try:
         loaded = CONTACT.load(candidate)
     except ValidationError as error:
         problems = "; ".join(f"{name}: {text}" for name, text in error_map(error).items())
-        raise Hl7Refusal("AE", f"PID-13 (phone/e-mail) is not valid: {problems}", "102",
-                         "PID^1^13") from None
+        raise Hl7Refusal(
+            "AE", f"PID-13 (phone/e-mail) is not valid: {problems}", "102", "PID^1^13"
+        ) from None
     return {key: value for key, value in loaded.items() if value}
 
 
-def ack(message: hl7.Message | None, code: str, text: str,
-        refusal: Hl7Refusal | None = None) -> bytes:
+def ack(
+    message: hl7.Message | None, code: str, text: str, refusal: Hl7Refusal | None = None
+) -> bytes:
     """An original-mode ACK: MSH (sender and receiver swapped), MSA, and ERR for an AE."""
     msh = _msh_fields(message)
     separator, encoding = msh[1], msh[2]
     trigger = _field(message, "MSH", 9, 2) if message is not None else ""
-    header_fields = ["MSH", encoding, msh[5], msh[6], msh[3], msh[4],
-                     datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S"), "",
-                     _compose(encoding, "ACK", trigger, "ACK") if trigger else "ACK",
-                     f"ACK{uuid.uuid4().hex[:17]}", msh[11] or "P", msh[12] or "2.5"]
+    header_fields = [
+        "MSH",
+        encoding,
+        msh[5],
+        msh[6],
+        msh[3],
+        msh[4],
+        datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S"),
+        "",
+        _compose(encoding, "ACK", trigger, "ACK") if trigger else "ACK",
+        f"ACK{uuid.uuid4().hex[:17]}",
+        msh[11] or "P",
+        msh[12] or "2.5",
+    ]
     escaped = _escape(text, separator, encoding)
-    segments = [separator.join(header_fields),
-                separator.join(["MSA", code, msh[10], escaped])]
+    segments = [separator.join(header_fields), separator.join(["MSA", code, msh[10], escaped])]
     if code == "AE" and refusal is not None:
         code_id = refusal.error_code or "207"
         error = _compose(encoding, code_id, ERROR_NAMES.get(code_id, ""), "HL70357")
-        segments.append(separator.join(["ERR", "", refusal.location, error, "E", "", "", "",
-                                        escaped]))
+        segments.append(
+            separator.join(["ERR", "", refusal.location, error, "E", "", "", "", escaped])
+        )
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 
@@ -187,17 +234,26 @@ def _decide(kind: str, trigger: str, filler_status: str) -> tuple[bool, str | No
         if filler_status.strip().lower() == "complete":
             return True, None
         status = filler_status.strip() or "empty"
-        return False, f"{described} with filler status (SCH-25) {status[:40]}: not a completed session"
+        return (
+            False,
+            f"{described} with filler status (SCH-25) {status[:40]}: not a completed session",
+        )
     return False, f"{described[:40]} does not describe a completed session"
 
 
 def _require_ids(patient_id: str | None, session_id: str | None) -> None:
     if not patient_id:
-        raise Hl7Refusal("AE", "PID-3 (patient identifier) is empty: the visit names no client",
-                         "101", "PID^1^3")
+        raise Hl7Refusal(
+            "AE", "PID-3 (patient identifier) is empty: the visit names no client", "101", "PID^1^3"
+        )
     if not session_id:
-        raise Hl7Refusal("AE", "the visit has no id: PV1-19 (visit number), SCH-2 and SCH-1 "
-                         "(appointment ids) are empty", "101", "PV1^1^19")
+        raise Hl7Refusal(
+            "AE",
+            "the visit has no id: PV1-19 (visit number), SCH-2 and SCH-1 "
+            "(appointment ids) are empty",
+            "101",
+            "PV1^1^19",
+        )
 
 
 def _patient_id(message: hl7.Message) -> str | None:
@@ -302,5 +358,7 @@ def _escape(text: str, separator: str, encoding: str) -> str:
         names[encoding[1]] = "R"
     if len(encoding) > 3:
         names[encoding[3]] = "T"
-    return "".join(f"{escape}{names[ch]}{escape}" if ch in names else ch
-                   for ch in text.replace("\r", " ").replace("\n", " "))
+    return "".join(
+        f"{escape}{names[ch]}{escape}" if ch in names else ch
+        for ch in text.replace("\r", " ").replace("\n", " ")
+    )

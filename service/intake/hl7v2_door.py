@@ -32,13 +32,14 @@ _NO_TOKEN = "-" * 32
 @dataclass(frozen=True)
 class Hl7Answer:
     ack: bytes
-    code: str                        # AA | AE | AR
-    status: int                      # what the HTTP route answers with
+    code: str  # AA | AE | AR
+    status: int  # what the HTTP route answers with
     recorded: Recorded | None = None
 
 
-def receive_http(services: Services, practice_id: str, authorization: str | None,
-                 raw: bytes) -> Hl7Answer:
+def receive_http(
+    services: Services, practice_id: str, authorization: str | None, raw: bytes
+) -> Hl7Answer:
     """HTTP: the practice is in the URL and the token in the Authorization header, so the
     sender is checked before the body is read as HL7."""
     token = _bearer(authorization)

@@ -110,9 +110,16 @@ class MllpServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], on_message: Callable[[bytes], bytes],
-                 on_too_large: Callable[[bytes], bytes], *, max_message: int,
-                 idle_timeout: float, max_clients: int):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        on_message: Callable[[bytes], bytes],
+        on_too_large: Callable[[bytes], bytes],
+        *,
+        max_message: int,
+        idle_timeout: float,
+        max_clients: int,
+    ):
         self.on_message = on_message
         self.on_too_large = on_too_large
         self.max_message = max_message

@@ -18,14 +18,17 @@ from service.intake.sessions import COMPLETED_STATUSES, classify_resource
 SOURCE = "poll"
 
 
-def search_params(resource: str, since: datetime, overlap_minutes: int,
-                  prefix: str = "gt") -> dict[str, str]:
+def search_params(
+    resource: str, since: datetime, overlap_minutes: int, prefix: str = "gt"
+) -> dict[str, str]:
     """Finished visits updated after `since` minus the overlap, oldest first (so a poll cut
     short by its page bound can resume from the newest one it saw: prefix `ge`, no overlap)."""
     start = (since - timedelta(minutes=overlap_minutes)).astimezone(timezone.utc)
-    return {"status": COMPLETED_STATUSES[resource],
-            "_lastUpdated": f"{prefix}{start.strftime('%Y-%m-%dT%H:%M:%SZ')}",
-            "_sort": "_lastUpdated"}
+    return {
+        "status": COMPLETED_STATUSES[resource],
+        "_lastUpdated": f"{prefix}{start.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+        "_sort": "_lastUpdated",
+    }
 
 
 def arrival_from_resource(resource: dict) -> Arrival:
@@ -37,15 +40,33 @@ def arrival_from_resource(resource: dict) -> Arrival:
     if not isinstance(resource_id, str) or not storable_ids(delivery_id):
         raise ValueError(f"a search result without a usable id ({kind})")
     if not storable_ids(signal.session_id, signal.patient_id):
-        return Arrival(SOURCE, delivery_id, event_type, {}, False,
-                       f"the session or patient id is longer than {MAX_ID} characters or "
-                       "holds control characters")
-    session = {"session_id": signal.session_id, "patient_id": signal.patient_id,
-               "practitioner_id": signal.practitioner_id, "ended_at": signal.ended_at,
-               "contact": None}
-    return Arrival(SOURCE, delivery_id, event_type, {"session": session}, signal.completed,
-                   None if signal.completed else signal.reason, signal.session_id,
-                   signal.patient_id, tuple(signal.dedupe_keys))
+        return Arrival(
+            SOURCE,
+            delivery_id,
+            event_type,
+            {},
+            False,
+            f"the session or patient id is longer than {MAX_ID} characters or "
+            "holds control characters",
+        )
+    session = {
+        "session_id": signal.session_id,
+        "patient_id": signal.patient_id,
+        "practitioner_id": signal.practitioner_id,
+        "ended_at": signal.ended_at,
+        "contact": None,
+    }
+    return Arrival(
+        SOURCE,
+        delivery_id,
+        event_type,
+        {"session": session},
+        signal.completed,
+        None if signal.completed else signal.reason,
+        signal.session_id,
+        signal.patient_id,
+        tuple(signal.dedupe_keys),
+    )
 
 
 def last_updated(resource: dict) -> datetime | None:

@@ -20,7 +20,9 @@ def hl7v2_message(practice_id: str):
     """Every answer carries an ACK: AA stored, AE malformed (named), AR not authorised."""
     services = current_app.extensions["alliance"]
     if request.mimetype not in MEDIA_TYPES:
-        refusal = Hl7Refusal("AE", f"send the message as {ER7}, not {request.mimetype or 'nothing'}")
+        refusal = Hl7Refusal(
+            "AE", f"send the message as {ER7}, not {request.mimetype or 'nothing'}"
+        )
         return _answer(ack(None, "AE", refusal.text, refusal), 415)
     if request.content_length is not None and request.content_length > MAX_MESSAGE:
         refusal = Hl7Refusal("AE", f"the message is over {MAX_MESSAGE // 1024} KiB")

@@ -57,7 +57,9 @@ def stored_nothing(services) -> bool:
     return all(count(services, table) == 0 for table in (webhook_events, session_keys, outbox))
 
 
-def test_a03_is_acknowledged_then_surveyed_and_written_back(client, services, channels, fake_ehr, run_due):
+def test_a03_is_acknowledged_then_surveyed_and_written_back(
+    client, services, channels, fake_ehr, run_due
+):
     answered = post(client, sample("own-adt-a03-visit.hl7"))
     assert answered.status_code == 200
     assert msa(answered)[:2] == ["AA", "000002"]
@@ -66,14 +68,20 @@ def test_a03_is_acknowledged_then_surveyed_and_written_back(client, services, ch
     [invitation] = channels["sms"].sent
     assert invitation.to == "+15551234567"
     token = invitation.link.rsplit("/s/", 1)[1]
-    assert client.post(f"/api/v1/surveys/{token}/response", json={"answers": HIGH}).status_code == 201
+    assert (
+        client.post(f"/api/v1/surveys/{token}/response", json={"answers": HIGH}).status_code == 201
+    )
     run_due()
     [response] = fake_ehr.resources("QuestionnaireResponse")
     assert response["subject"]["reference"] == "Patient/191919"
     assert response["encounter"]["reference"] == "Encounter/V1001"
     with services.engine.begin() as conn:
         event = conn.execute(select(webhook_events)).mappings().one()
-    assert (event["source"], event["delivery_id"], event["outcome"]) == ("hl7v2", "000002", "survey-scheduled")
+    assert (event["source"], event["delivery_id"], event["outcome"]) == (
+        "hl7v2",
+        "000002",
+        "survey-scheduled",
+    )
 
 
 def test_siu_s14_complete_is_a_completion(client, services, channels, run_due):
@@ -84,7 +92,9 @@ def test_siu_s14_complete_is_a_completion(client, services, channels, run_due):
         assert conn.execute(select(surveys.c.session_id)).scalar_one() == "2196178"
 
 
-def test_a_repeated_msh_10_is_acknowledged_as_a_duplicate_and_causes_nothing(client, services, run_due):
+def test_a_repeated_msh_10_is_acknowledged_as_a_duplicate_and_causes_nothing(
+    client, services, run_due
+):
     assert msa(post(client, sample("own-adt-a03-visit.hl7")))[0] == "AA"
     again = post(client, sample("own-adt-a03-visit.hl7"))
     assert again.status_code == 200 and msa(again)[0] == "AA" and "duplicate" in msa(again)[2]
@@ -93,8 +103,11 @@ def test_a_repeated_msh_10_is_acknowledged_as_a_duplicate_and_causes_nothing(cli
 
 
 def test_the_same_visit_by_hl7_and_by_native_event_gets_one_survey(client, services, run_due):
-    body, headers = signed_event(DEMO_SECRET, session_completed("V1001", "191919", phone="+15551234567"),
-                                 when=datetime.now(timezone.utc))
+    body, headers = signed_event(
+        DEMO_SECRET,
+        session_completed("V1001", "191919", phone="+15551234567"),
+        when=datetime.now(timezone.utc),
+    )
     assert client.post("/webhooks/northside/events", data=body, headers=headers).status_code == 202
     second = post(client, sample("own-adt-a03-visit.hl7"))
     assert msa(second)[0] == "AA" and "already has its survey" in msa(second)[2]
@@ -102,10 +115,17 @@ def test_the_same_visit_by_hl7_and_by_native_event_gets_one_survey(client, servi
     assert count(services, surveys) == 1
 
 
-@pytest.mark.parametrize("name, needle", [("own-siu-s26-noshow.hl7", "did not show up"),
-                                          ("mieweb-siu-s15.hl7", "cancelled"),
-                                          ("mieweb-siu-s14.hl7", "Scheduled")])
-def test_no_show_and_cancellation_are_recorded_without_a_survey(client, services, run_due, name, needle):
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("own-siu-s26-noshow.hl7", "did not show up"),
+        ("mieweb-siu-s15.hl7", "cancelled"),
+        ("mieweb-siu-s14.hl7", "Scheduled"),
+    ],
+)
+def test_no_show_and_cancellation_are_recorded_without_a_survey(
+    client, services, run_due, name, needle
+):
     answered = post(client, sample(name))
     assert answered.status_code == 200 and msa(answered)[0] == "AA" and needle in msa(answered)[2]
     run_due()
@@ -131,13 +151,18 @@ def test_unknown_practice_and_wrong_token_get_the_same_ar_and_store_nothing(clie
     assert stored_nothing(services)
 
 
-@pytest.mark.parametrize("body, status, needle", [
-    (b"hello", 400, "does not start with an MSH segment"),
-    (sample("biztalk-adt-a03.hl7"), 400, "PV1-19"),
-    (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03||P|2.5\rPID|1||42", 400, "MSH-10"),
-    (b"MSH|" + b"x" * (300 * 1024), 413, "over 256 KiB"),
-])
-def test_malformed_messages_get_an_ae_naming_the_problem_and_store_nothing(client, services, body, status, needle):
+@pytest.mark.parametrize(
+    "body, status, needle",
+    [
+        (b"hello", 400, "does not start with an MSH segment"),
+        (sample("biztalk-adt-a03.hl7"), 400, "PV1-19"),
+        (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03||P|2.5\rPID|1||42", 400, "MSH-10"),
+        (b"MSH|" + b"x" * (300 * 1024), 413, "over 256 KiB"),
+    ],
+)
+def test_malformed_messages_get_an_ae_naming_the_problem_and_store_nothing(
+    client, services, body, status, needle
+):
     answered = post(client, body)
     assert answered.status_code == status
     code, _, text = msa(answered)
@@ -161,9 +186,15 @@ def test_the_event_log_names_the_door(client, services, settings_for, database):
     from service.cli import main
 
     url, _ = database
-    result = CliRunner().invoke(main, ["events", "list"], env={
-        "ALLIANCE_DATABASE_URL": url, "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
-        "ALLIANCE_LOG_FORMAT": "console"})
+    result = CliRunner().invoke(
+        main,
+        ["events", "list"],
+        env={
+            "ALLIANCE_DATABASE_URL": url,
+            "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
+            "ALLIANCE_LOG_FORMAT": "console",
+        },
+    )
     assert result.exit_code == 0, result.output
     [line] = [row for row in result.output.splitlines() if "\thl7v2\t" in row]
     assert "SIU^S26" in line and "ignored" in line and "BEEBLEBROX" not in result.output

@@ -32,8 +32,14 @@ def stored_practice(services):
 
 def listen(services, *, pinned=None, idle_timeout=5.0, max_message=256 * 1024, max_clients=8):
     on_message, on_too_large = mllp_callbacks(services, pinned)
-    server = MllpServer(("127.0.0.1", 0), on_message, on_too_large, max_message=max_message,
-                        idle_timeout=idle_timeout, max_clients=max_clients)
+    server = MllpServer(
+        ("127.0.0.1", 0),
+        on_message,
+        on_too_large,
+        max_message=max_message,
+        idle_timeout=idle_timeout,
+        max_clients=max_clients,
+    )
     start(server)
     return server
 
@@ -46,8 +52,9 @@ def server(services, stored_practice):
     server.server_close()
 
 
-def message(name: str, *, control_id: str | None = None, facility: str = "northside",
-            token: str = TOKEN) -> bytes:
+def message(
+    name: str, *, control_id: str | None = None, facility: str = "northside", token: str = TOKEN
+) -> bytes:
     """A sample addressed to the practice as an interface engine would: MSH-6 names the
     practice and MSH-8 carries the channel token."""
     lines = (PAYLOADS / "hl7v2" / name).read_bytes().decode().strip("\r").split("\r")
@@ -86,9 +93,14 @@ class Client:
 
 def events(services) -> list[dict]:
     with services.engine.begin() as conn:
-        return [dict(row) for row in conn.execute(select(
-            webhook_events.c.source, webhook_events.c.delivery_id, webhook_events.c.outcome))
-            .mappings()]
+        return [
+            dict(row)
+            for row in conn.execute(
+                select(
+                    webhook_events.c.source, webhook_events.c.delivery_id, webhook_events.c.outcome
+                )
+            ).mappings()
+        ]
 
 
 def test_one_message_is_stored_before_its_aa(server, services):
@@ -111,7 +123,7 @@ def test_a_message_sent_in_small_pieces_is_reassembled(server, services):
     client = Client(server)
     data = frame(message("own-siu-s14-complete.hl7"))
     for index in range(0, len(data), 7):
-        client.send(data[index:index + 7])
+        client.send(data[index : index + 7])
         time.sleep(0.001)
     assert client.acks(1)[0][:2] == ["AA", "24916580"]
     client.close()
@@ -119,14 +131,20 @@ def test_a_message_sent_in_small_pieces_is_reassembled(server, services):
 
 def test_garbage_between_frames_is_skipped(server, services):
     client = Client(server)
-    client.send(b"\r\n\x00garbage" + frame(message("own-adt-a03-visit.hl7")) + b"more junk\x1c\r"
-                + frame(message("own-siu-s26-noshow.hl7")))
+    client.send(
+        b"\r\n\x00garbage"
+        + frame(message("own-adt-a03-visit.hl7"))
+        + b"more junk\x1c\r"
+        + frame(message("own-siu-s26-noshow.hl7"))
+    )
     assert [ack[0] for ack in client.acks(2)] == ["AA", "AA"]
     assert len(events(services)) == 2
     client.close()
 
 
-def test_a_client_that_leaves_mid_frame_loses_nothing_acknowledged_and_the_listener_goes_on(server, services):
+def test_a_client_that_leaves_mid_frame_loses_nothing_acknowledged_and_the_listener_goes_on(
+    server, services
+):
     leaving = Client(server)
     whole = frame(message("own-adt-a03-visit.hl7"))
     leaving.send(whole[: len(whole) // 2])
@@ -160,9 +178,11 @@ def test_several_clients_at_once(server, services):
 
 def test_a_wrong_token_and_an_unknown_practice_get_the_same_ar(server, services):
     client = Client(server)
-    client.send(frame(message("own-adt-a03-visit.hl7", token="y" * 30))
-                + frame(message("own-adt-a03-visit.hl7", facility="nowhere"))
-                + frame(message("own-adt-a03-visit.hl7", token="")))
+    client.send(
+        frame(message("own-adt-a03-visit.hl7", token="y" * 30))
+        + frame(message("own-adt-a03-visit.hl7", facility="nowhere"))
+        + frame(message("own-adt-a03-visit.hl7", token=""))
+    )
     answers = client.acks(3)
     assert {tuple(a) for a in answers} == {("AR", "000002", answers[0][2])}
     assert events(services) == []
@@ -182,7 +202,9 @@ def test_an_oversized_message_gets_an_ae_without_being_kept(services, stored_pra
     server = listen(services, max_message=2048)
     try:
         client = Client(server)
-        big = message("own-adt-a03-visit.hl7").replace(b"\rEVN|", b"\rNTE|1||" + b"x" * 5000 + b"\rEVN|")
+        big = message("own-adt-a03-visit.hl7").replace(
+            b"\rEVN|", b"\rNTE|1||" + b"x" * 5000 + b"\rEVN|"
+        )
         client.send(frame(big) + frame(message("own-siu-s26-noshow.hl7")))
         [refused, accepted] = client.acks(2)
         assert refused[:2] == ["AE", "000002"] and "over" in refused[2]
@@ -235,7 +257,9 @@ def test_a_pinned_listener_serves_its_practice_whatever_msh_6_says(services, sto
         server.server_close()
 
 
-def test_siu_complete_over_mllp_to_a_survey_and_a_write_back(server, services, channels, fake_ehr, run_due):
+def test_siu_complete_over_mllp_to_a_survey_and_a_write_back(
+    server, services, channels, fake_ehr, run_due
+):
     client = Client(server)
     client.send(frame(message("own-siu-s14-complete.hl7")))
     assert client.acks(1)[0][0] == "AA"

@@ -26,7 +26,9 @@ from support import PAYLOADS, practice_document
 
 FHIR_JSON = "application/fhir+json"
 ENCOUNTER = json.loads((PAYLOADS / "fhir-r4" / "Encounter-f001.json").read_text())
-US_CORE_ENCOUNTER = json.loads((PAYLOADS / "fhir-r4" / "uscore-encounter-example-1.json").read_text())
+US_CORE_ENCOUNTER = json.loads(
+    (PAYLOADS / "fhir-r4" / "uscore-encounter-example-1.json").read_text()
+)
 APPOINTMENT = json.loads((PAYLOADS / "fhir-r4" / "Appointment-example.json").read_text())
 HIGH = {"bond": 9, "goals": 9, "approach": 9, "overall": 10, "tension": False}
 SMART = PAYLOADS / "smart-backend"
@@ -43,12 +45,20 @@ class FhirServer:
         self.created: list[dict] = []
         self.authorizations: list[str | None] = []
         httpserver.expect_request("/fhir/Encounter").respond_with_handler(self._search("Encounter"))
-        httpserver.expect_request("/fhir/Appointment").respond_with_handler(self._search("Appointment"))
+        httpserver.expect_request("/fhir/Appointment").respond_with_handler(
+            self._search("Appointment")
+        )
         httpserver.expect_request("/fhir/Patient/f001").respond_with_json(
-            {"resourceType": "Patient", "id": "f001",
-             "telecom": [{"system": "phone", "value": "+15557654321", "use": "mobile"}]})
+            {
+                "resourceType": "Patient",
+                "id": "f001",
+                "telecom": [{"system": "phone", "value": "+15557654321", "use": "mobile"}],
+            }
+        )
         for kind in ("QuestionnaireResponse", "Observation", "Flag"):
-            httpserver.expect_request(f"/fhir/{kind}", method="POST").respond_with_handler(self._create)
+            httpserver.expect_request(f"/fhir/{kind}", method="POST").respond_with_handler(
+                self._create
+            )
 
     @property
     def base(self) -> str:
@@ -69,14 +79,24 @@ class FhirServer:
             if page == 1:
                 self.searches.append(dict(request.args))
                 since = request.args.get("_lastUpdated", "gt1900-01-01T00:00:00Z")[2:]
-                self.current = [[r for r in p if _instant(r) > _instant_of(since)]
-                                for p in self.pages.get(resource, [[]])]
+                self.current = [
+                    [r for r in p if _instant(r) > _instant_of(since)]
+                    for p in self.pages.get(resource, [[]])
+                ]
                 self.current = [p for p in self.current if p] or [[]]
-            bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [
-                {"resource": r, "search": {"mode": "match"}} for r in self.current[page - 1]]}
+            bundle = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [
+                    {"resource": r, "search": {"mode": "match"}} for r in self.current[page - 1]
+                ],
+            }
             if page < len(self.current):
-                bundle["link"] = [{"relation": "next", "url": f"{self.base}/{resource}?page={page + 1}"}]
+                bundle["link"] = [
+                    {"relation": "next", "url": f"{self.base}/{resource}?page={page + 1}"}
+                ]
             return Response(json.dumps(bundle), content_type=FHIR_JSON)
+
         return handle
 
     def _create(self, request: Request) -> Response:
@@ -111,13 +131,21 @@ def fhir(httpserver):
 def services(database, settings_for, clock, channels):
     """The real FHIR gateway (to the test's server), fakes only for the delivery channels."""
     url, engine = database
-    return bootstrap(settings_for(url), engine=engine, clock=clock,
-                     channel_for=lambda name, _config: channels[name])
+    return bootstrap(
+        settings_for(url),
+        engine=engine,
+        clock=clock,
+        channel_for=lambda name, _config: channels[name],
+    )
 
 
 def save_practice(services, fhir, resource="Encounter", auth=None, **poll):
-    ehr = {"type": "fhir-r4", "base_url": fhir.base, "auth": auth or {"type": "none"},
-           "poll": {"resource": resource, "every_minutes": 5, **poll}}
+    ehr = {
+        "type": "fhir-r4",
+        "base_url": fhir.base,
+        "auth": auth or {"type": "none"},
+        "poll": {"resource": resource, "every_minutes": 5, **poll},
+    }
     document = practices.validate_document(practice_document(ehr=ehr))
     with services.engine.begin() as conn:
         practices.save(conn, services.box, document, now=services.clock())
@@ -138,27 +166,35 @@ def cursor(services, resource="Encounter"):
 
 def poll_jobs(services):
     with services.engine.begin() as conn:
-        return conn.execute(select(outbox.c.status, outbox.c.available_at, outbox.c.dedupe_key)
-                            .where(outbox.c.kind == "ehr.poll")
-                            .order_by(outbox.c.created_at, outbox.c.available_at)).all()
+        return conn.execute(
+            select(outbox.c.status, outbox.c.available_at, outbox.c.dedupe_key)
+            .where(outbox.c.kind == "ehr.poll")
+            .order_by(outbox.c.created_at, outbox.c.available_at)
+        ).all()
 
 
 def test_every_page_is_read_and_the_cursor_moves_to_the_newest_resource(services, fhir, clock):
     practice = save_practice(services, fhir)
-    fhir.serve("Encounter",
-               [updated(ENCOUNTER, "2026-11-26T15:01:00Z")],
-               [updated(US_CORE_ENCOUNTER, "2026-11-26T15:03:00+00:00")],
-               [updated(ENCOUNTER, "2026-11-26T15:02:00Z", id="f002")])
+    fhir.serve(
+        "Encounter",
+        [updated(ENCOUNTER, "2026-11-26T15:01:00Z")],
+        [updated(US_CORE_ENCOUNTER, "2026-11-26T15:03:00+00:00")],
+        [updated(ENCOUNTER, "2026-11-26T15:02:00Z", id="f002")],
+    )
     clock.advance(minutes=5)
     result = poll_once(services, practice)
 
     assert result.found == 3 and result.outcomes == {"accepted": 3}
     # The search started 10 minutes (the default overlap) before the cursor, set at apply.
-    assert fhir.searches == [{"status": "finished", "_lastUpdated": "gt2026-11-26T14:50:00Z",
-                              "_sort": "_lastUpdated"}]
+    assert fhir.searches == [
+        {"status": "finished", "_lastUpdated": "gt2026-11-26T14:50:00Z", "_sort": "_lastUpdated"}
+    ]
     assert cursor(services).cursor == datetime(2026, 11, 26, 15, 3, tzinfo=timezone.utc)
     assert sorted(rows(services, webhook_events, "source", "delivery_id")) == [
-        ("poll", "Encounter/example-1"), ("poll", "Encounter/f001"), ("poll", "Encounter/f002")]
+        ("poll", "Encounter/example-1"),
+        ("poll", "Encounter/f001"),
+        ("poll", "Encounter/f002"),
+    ]
 
 
 def test_the_overlap_finds_a_late_indexed_visit_and_repeats_are_duplicates(services, fhir, clock):
@@ -183,7 +219,8 @@ def test_appointments_are_polled_as_fulfilled(services, fhir):
     assert fhir.searches[0]["status"] == "fulfilled"
     assert result.outcomes == {"accepted": 1}
     assert rows(services, webhook_events, "delivery_id", "session_id", "patient_id") == [
-        ("Appointment/example", "example", "example")]
+        ("Appointment/example", "example", "example")
+    ]
 
 
 def test_a_result_that_is_not_finished_after_all_is_recorded_as_ignored(services, fhir):
@@ -195,17 +232,41 @@ def test_a_result_that_is_not_finished_after_all_is_recorded_as_ignored(services
 def test_a_visit_announced_by_notification_and_then_polled_gets_one_survey(services, fhir, run_due):
     practice = save_practice(services, fhir)
     encounter = updated(ENCOUNTER, "2026-11-26T15:01:00Z")
-    notification = {"resourceType": "Bundle", "type": "history", "entry": [
-        {"resource": {"resourceType": "Parameters", "parameter": [
-            {"name": "subscription", "valueReference": {"reference": "Subscription/s1"}},
-            {"name": "type", "valueCode": "event-notification"},
-            {"name": "notification-event", "part": [
-                {"name": "event-number", "valueString": "1"},
-                {"name": "focus", "valueReference": {"reference": "Encounter/f001"}}]}]}},
-        {"fullUrl": f"{fhir.base}/Encounter/f001", "resource": encounter}]}
+    notification = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Parameters",
+                    "parameter": [
+                        {
+                            "name": "subscription",
+                            "valueReference": {"reference": "Subscription/s1"},
+                        },
+                        {"name": "type", "valueCode": "event-notification"},
+                        {
+                            "name": "notification-event",
+                            "part": [
+                                {"name": "event-number", "valueString": "1"},
+                                {
+                                    "name": "focus",
+                                    "valueReference": {"reference": "Encounter/f001"},
+                                },
+                            ],
+                        },
+                    ],
+                }
+            },
+            {"fullUrl": f"{fhir.base}/Encounter/f001", "resource": encounter},
+        ],
+    }
     web = create_app(services=services).test_client()
-    answered = web.post("/webhooks/northside/fhir", json=notification,
-                        headers={"Authorization": "Bearer channel-token-0123456789"})
+    answered = web.post(
+        "/webhooks/northside/fhir",
+        json=notification,
+        headers={"Authorization": "Bearer channel-token-0123456789"},
+    )
     assert answered.status_code == 202, answered.get_json()
     fhir.serve("Encounter", [encounter])
     assert poll_once(services, practice).outcomes == {"duplicate-session": 1}
@@ -214,7 +275,9 @@ def test_a_visit_announced_by_notification_and_then_polled_gets_one_survey(servi
         assert conn.execute(select(func.count()).select_from(surveys)).scalar() == 1
 
 
-def test_the_job_schedules_the_next_run_on_the_grid_and_chains_merge(services, fhir, clock, run_due):
+def test_the_job_schedules_the_next_run_on_the_grid_and_chains_merge(
+    services, fhir, clock, run_due
+):
     save_practice(services, fhir)
     clock.advance(seconds=30)
     save_practice(services, fhir)  # applied again: a second first run is queued
@@ -270,11 +333,15 @@ def test_an_ehr_that_refuses_the_search_dead_letters_the_job(services, fhir, run
     assert dead.kind == "ehr.poll" and dead.last_error["http_status"] == 403
 
 
-def test_a_long_backlog_is_read_by_the_next_run_at_once(services, fhir, clock, run_due, monkeypatch):
+def test_a_long_backlog_is_read_by_the_next_run_at_once(
+    services, fhir, clock, run_due, monkeypatch
+):
     monkeypatch.setattr(polling, "MAX_POLL_PAGES", 2)
     save_practice(services, fhir)
-    fhir.serve("Encounter", *[[updated(ENCOUNTER, f"2026-11-26T15:0{n}:00Z", id=f"e{n}")]
-                              for n in range(1, 4)])
+    fhir.serve(
+        "Encounter",
+        *[[updated(ENCOUNTER, f"2026-11-26T15:0{n}:00Z", id=f"e{n}")] for n in range(1, 4)],
+    )
     from service.handlers.registry import JOB_HANDLERS
     from service.handlers.runner import JobRunner
 
@@ -301,9 +368,15 @@ def test_polling_switched_off_ends_the_schedule(services, fhir, run_due):
 def test_smart_backend_auth_as_for_write_back(services, fhir, httpserver):
     (key,) = [k for k in json.loads((SMART / "ES384.private.json").read_text())["keys"] if "d" in k]
     httpserver.expect_request("/token", method="POST").respond_with_json(
-        {"access_token": "polling-token", "token_type": "bearer", "expires_in": 300})
-    auth = {"type": "smart-backend", "token_url": httpserver.url_for("/token"),
-            "client_id": "alliance", "private_key_jwk": key, "scope": "system/Encounter.rs"}
+        {"access_token": "polling-token", "token_type": "bearer", "expires_in": 300}
+    )
+    auth = {
+        "type": "smart-backend",
+        "token_url": httpserver.url_for("/token"),
+        "client_id": "alliance",
+        "private_key_jwk": key,
+        "scope": "system/Encounter.rs",
+    }
     practice = save_practice(services, fhir, auth=auth)
     fhir.serve("Encounter", [updated(ENCOUNTER, "2026-11-26T15:01:00Z")])
     poll_once(services, practice)
@@ -334,9 +407,15 @@ def test_practice_poll_since_backfills(services, fhir, database):
     from service.cli import main
 
     url, _ = database
-    env = {"ALLIANCE_DATABASE_URL": url, "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
-           "ALLIANCE_LOG_FORMAT": "console", "ALLIANCE_LOG_LEVEL": "WARNING"}
-    result = CliRunner().invoke(main, ["practice", "poll", "northside", "--since", "2026-03-01"], env=env)
+    env = {
+        "ALLIANCE_DATABASE_URL": url,
+        "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
+        "ALLIANCE_LOG_FORMAT": "console",
+        "ALLIANCE_LOG_LEVEL": "WARNING",
+    }
+    result = CliRunner().invoke(
+        main, ["practice", "poll", "northside", "--since", "2026-03-01"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert "1 found (1 accepted)" in result.output
     assert fhir.searches[-1]["_lastUpdated"] == "gt2026-03-01T00:00:00Z"  # no overlap on a backfill

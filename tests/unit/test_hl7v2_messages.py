@@ -37,7 +37,11 @@ def refusal_of(raw: bytes) -> Hl7Refusal:
 
 def test_adt_a03_with_a_visit_number_is_a_completion_with_its_contact():
     arrival = arrival_from(message("own-adt-a03-visit.hl7"))
-    assert (arrival.source, arrival.delivery_id, arrival.event_type) == ("hl7v2", "000002", "ADT^A03")
+    assert (arrival.source, arrival.delivery_id, arrival.event_type) == (
+        "hl7v2",
+        "000002",
+        "ADT^A03",
+    )
     assert arrival.completed is True
     assert (arrival.patient_id, arrival.session_id) == ("191919", "V1001")
     assert arrival.dedupe_keys == ("session:V1001", "Encounter/V1001")
@@ -52,18 +56,23 @@ def test_siu_s14_complete_names_the_appointment_and_reads_phone_and_email():
     assert arrival.completed is True
     assert (arrival.patient_id, arrival.session_id) == ("42", "2196178")  # SCH-2, the filler's id
     assert arrival.dedupe_keys == ("session:2196178", "Appointment/2196178")
-    assert arrival.payload["session"]["contact"] == {"phone": "+15551234567",
-                                                     "email": "client@example.org"}
+    assert arrival.payload["session"]["contact"] == {
+        "phone": "+15551234567",
+        "email": "client@example.org",
+    }
 
 
-@pytest.mark.parametrize("name, needle", [
-    ("mieweb-siu-s12.hl7", "SIU^S12 with filler status (SCH-25) Scheduled"),
-    ("mieweb-siu-s14.hl7", "SIU^S14 with filler status (SCH-25) Scheduled"),
-    ("mieweb-siu-s15.hl7", "cancelled"),
-    ("own-siu-s26-noshow.hl7", "did not show up"),
-    ("mieweb-adt-a01.hl7", "ADT^A01 does not describe a completed session"),
-    ("mieweb-adt-a08.hl7", "ADT^A08 does not describe a completed session"),
-])
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("mieweb-siu-s12.hl7", "SIU^S12 with filler status (SCH-25) Scheduled"),
+        ("mieweb-siu-s14.hl7", "SIU^S14 with filler status (SCH-25) Scheduled"),
+        ("mieweb-siu-s15.hl7", "cancelled"),
+        ("own-siu-s26-noshow.hl7", "did not show up"),
+        ("mieweb-adt-a01.hl7", "ADT^A01 does not describe a completed session"),
+        ("mieweb-adt-a08.hl7", "ADT^A08 does not describe a completed session"),
+    ],
+)
 def test_other_messages_are_recorded_without_a_survey(name, needle):
     arrival = arrival_from(message(name))
     assert arrival.completed is False and needle in arrival.reason
@@ -91,10 +100,13 @@ def test_filler_status_complete_is_read_case_insensitively():
     assert arrival_from(parse(raw)).completed is True
 
 
-@pytest.mark.parametrize("telecom, needle", [
-    ("^NET^Internet^not-an-address", "email"),
-    ("+1 555 12", "phone"),
-])
+@pytest.mark.parametrize(
+    "telecom, needle",
+    [
+        ("^NET^Internet^not-an-address", "email"),
+        ("+1 555 12", "phone"),
+    ],
+)
 def test_a_contact_that_claims_a_form_it_does_not_have_is_refused(telecom, needle):
     refused = refusal_of(variant("own-adt-a03-visit.hl7", "PID", 13, telecom))
     assert refused.code == "AE" and "PID-13" in refused.text and needle in refused.text
@@ -105,17 +117,22 @@ def test_an_international_number_in_xtn_1_is_used_without_its_punctuation():
     assert arrival_from(parse(raw)).payload["session"]["contact"] == {"phone": "+15551234567"}
 
 
-@pytest.mark.parametrize("raw, needle", [
-    (b"", "does not start with an MSH segment"),
-    (b"PID|1||42", "does not start with an MSH segment"),
-    (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03||P|2.5\rPID|1||42", "MSH-10"),
-    (b"MSH|^~\\&|A|B|C|D|2011|||ID1|P|2.5", "MSH-9"),
-    (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03|" + b"x" * 201 + b"|P|2.5", "MSH-10"),
-    (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03|ID\x00|P|2.5", "control characters"),
-    (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03|1|P|2.5\rMSH|^~\\&|A|B|C|D|2011||ADT^A03|2|P|2.5",
-     "one message at a time"),
-    (b"MSH|" + b"x" * (300 * 1024), "over 256 KiB"),
-])
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        (b"", "does not start with an MSH segment"),
+        (b"PID|1||42", "does not start with an MSH segment"),
+        (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03||P|2.5\rPID|1||42", "MSH-10"),
+        (b"MSH|^~\\&|A|B|C|D|2011|||ID1|P|2.5", "MSH-9"),
+        (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03|" + b"x" * 201 + b"|P|2.5", "MSH-10"),
+        (b"MSH|^~\\&|A|B|C|D|2011||ADT^A03|ID\x00|P|2.5", "control characters"),
+        (
+            b"MSH|^~\\&|A|B|C|D|2011||ADT^A03|1|P|2.5\rMSH|^~\\&|A|B|C|D|2011||ADT^A03|2|P|2.5",
+            "one message at a time",
+        ),
+        (b"MSH|" + b"x" * (300 * 1024), "over 256 KiB"),
+    ],
+)
 def test_malformed_messages_are_refused_naming_the_problem(raw, needle):
     with pytest.raises(Hl7Refusal) as caught:
         header(parse(raw))
@@ -132,7 +149,7 @@ def test_the_ack_answers_the_sender_and_names_the_message():
     original = message("own-adt-a03-visit.hl7")
     answer = hl7.parse(ack(original, "AA", "accepted").decode())
     assert str(answer.segment("MSH")(3)) == "BTAHL7InterfaceEngine"  # the receiver answers
-    assert str(answer.segment("MSH")(5)) == "Tutorial_ADTSystem"      # to the sender
+    assert str(answer.segment("MSH")(5)) == "Tutorial_ADTSystem"  # to the sender
     assert str(answer.segment("MSH")(9)) == "ACK^A03^ACK"
     assert str(answer.segment("MSH")(12)) == "2.3.1"
     assert [str(f) for f in answer.segment("MSA")[1:4]] == ["AA", "000002", "accepted"]

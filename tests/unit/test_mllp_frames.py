@@ -10,7 +10,8 @@ from service.intake.mllp import END, START, FrameDecoder, TooLarge, frame
 
 # Message bytes never hold the framing bytes (HL7 v2 forbids them in ER7).
 BODY = st.binary(min_size=1, max_size=200).map(
-    lambda b: bytes(c for c in b if c not in (0x0B, 0x1C)) or b"MSH")
+    lambda b: bytes(c for c in b if c not in (0x0B, 0x1C)) or b"MSH"
+)
 GARBAGE = st.binary(max_size=20).map(lambda b: bytes(c for c in b if c != 0x0B))
 
 
@@ -22,8 +23,10 @@ def feed_in_pieces(decoder: FrameDecoder, stream: bytes, cuts: list[int]) -> lis
     return out
 
 
-@given(st.lists(st.tuples(GARBAGE, BODY), min_size=1, max_size=5),
-       st.lists(st.integers(min_value=0), max_size=30))
+@given(
+    st.lists(st.tuples(GARBAGE, BODY), min_size=1, max_size=5),
+    st.lists(st.integers(min_value=0), max_size=30),
+)
 def test_frames_survive_any_read_boundaries_and_garbage_between(items, cuts):
     stream = b"".join(garbage + frame(body) for garbage, body in items)
     decoder = FrameDecoder(max_size=1024)
