@@ -15,7 +15,7 @@ from service import practices
 from service.demo import session_completed, signed_event
 from service.persistence.tables import outbox, session_keys, surveys, webhook_events
 from service.web import create_app
-from support import DEMO_SECRET, PAYLOADS, practice_document
+from support import DEMO_SECRET, PAYLOADS, TEST_SECRET_KEY, practice_document
 
 TOKEN = "hl7-channel-token-0123456789"
 URL = "/webhooks/northside/hl7v2"
@@ -191,7 +191,7 @@ def test_the_event_log_names_the_door(client, services, settings_for, database):
         ["events", "list"],
         env={
             "ALLIANCE_DATABASE_URL": url,
-            "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
+            "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY,
             "ALLIANCE_LOG_FORMAT": "console",
         },
     )

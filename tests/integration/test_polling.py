@@ -22,7 +22,7 @@ from service.persistence import outbox as outbox_rows
 from service.persistence.queries import poll_cursors
 from service.persistence.tables import outbox, surveys, webhook_events
 from service.web import create_app
-from support import PAYLOADS, practice_document
+from support import PAYLOADS, TEST_SECRET_KEY, practice_document
 
 FHIR_JSON = "application/fhir+json"
 ENCOUNTER = json.loads((PAYLOADS / "fhir-r4" / "Encounter-f001.json").read_text())
@@ -409,7 +409,7 @@ def test_practice_poll_since_backfills(services, fhir, database):
     url, _ = database
     env = {
         "ALLIANCE_DATABASE_URL": url,
-        "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
+        "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY,
         "ALLIANCE_LOG_FORMAT": "console",
         "ALLIANCE_LOG_LEVEL": "WARNING",
     }
