@@ -27,6 +27,16 @@ class Scores:
         """The total (name "total") or one subscale."""
         return self.total if name == TOTAL else self.subscales[name]
 
+    @classmethod
+    def stored(
+        cls, instrument: Instrument, total: float, subscales: Mapping[str, float], pomp: float
+    ) -> Scores:
+        """The scores of a response as they were stored when it was scored, on its arrival."""
+        low, high = instrument.scale_range(TOTAL)
+        # The instrument's subscale order, whatever order the store kept: reasons list them so.
+        ordered = {name: float(subscales[name]) for name in instrument.subscales}
+        return cls(float(total), ordered, float(pomp), low, high)
+
     def as_dict(self) -> dict:
         """{"total", "subscales"} with plain numbers, as the replay output prints them."""
         return {
