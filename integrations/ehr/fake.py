@@ -6,10 +6,11 @@ import copy
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from integrations.ehr.errors import EhrConflict, EhrError, EhrNotFound, EhrPermanentError
+from integrations.ehr.etags import etag_for, version_from_etag
 from integrations.ehr.port import EhrGateway, Written
 from integrations.ehr.resources import has_identifier
 
@@ -35,7 +36,7 @@ class _PlannedFailure:
 class InMemoryEhr(EhrGateway):
     """Stores every version of every resource; honours If-None-Exist and If-Match."""
 
-    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._clock = clock
         self._versions: dict[tuple[str, str], list[dict]] = {}
         self._failures: list[_PlannedFailure] = []
@@ -141,7 +142,7 @@ class InMemoryEhr(EhrGateway):
         resource_type, resource_id = resource["resourceType"], resource["id"]
         versions = self._versions.get((resource_type, resource_id), [])
         current_version = versions[-1]["meta"]["versionId"] if versions else None
-        if if_match is not None and _version_of(if_match) != current_version:
+        if if_match is not None and version_from_etag(if_match) != current_version:
             raise EhrConflict(
                 f"{resource_type}/{resource_id} is at version {current_version}, not {if_match}",
                 412,
@@ -170,10 +171,6 @@ def _matches(resource: dict, params: Mapping[str, str]) -> bool:
     return True
 
 
-def _version_of(if_match: str) -> str:
-    return if_match.removeprefix("W/").strip('"')
-
-
 def _written(resource: dict, created: bool) -> Written:
     version = resource["meta"]["versionId"]
-    return Written(resource["id"], version, f'W/"{version}"', resource, created)
+    return Written(resource["id"], version, etag_for(version), resource, created)

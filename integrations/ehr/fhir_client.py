@@ -20,7 +20,10 @@ from integrations.ehr.errors import (
     EhrPermanentError,
     EhrTransientError,
 )
+from integrations.ehr.etags import etag_for, version_from_etag
+from integrations.ehr.outcomes import describe_outcome
 from integrations.ehr.port import EhrGateway, Written
+from integrations.ehr.resources import FHIR_ID
 from integrations.http import (
     DEFAULT_TIMEOUT,
     TRANSPORT_FAILURES,
@@ -31,8 +34,6 @@ from integrations.http import (
 FHIR_JSON = "application/fhir+json"
 # A search for one identifier should fit one page; the bound stops a server that loops.
 MAX_SEARCH_PAGES = 20
-MAX_MESSAGE_DETAIL = 500
-_FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
 
 
 class FhirGateway(EhrGateway):
@@ -197,7 +198,7 @@ class FhirGateway(EhrGateway):
             raise ValueError(f"not a FHIR resource type: {resource_type!r}")
         if resource_id is None:
             return f"{self._base_url}/{resource_type}"
-        if not re.fullmatch(_FHIR_ID, resource_id):
+        if not re.fullmatch(FHIR_ID, resource_id):
             raise ValueError(f"not a FHIR id: {resource_id!r}")
         return f"{self._base_url}/{resource_type}/{resource_id}"
 
@@ -249,37 +250,6 @@ def error_for_response(
     return EhrPermanentError(message, status, outcome)
 
 
-def etag_for(version: str) -> str:
-    """The weak ETag for a version id; an ETag given as-is is returned unchanged."""
-    if version.startswith(('W/"', '"')):
-        return version
-    return f'W/"{version}"'
-
-
-def version_from_etag(etag: str | None) -> str | None:
-    """The version id inside an ETag such as W/"3", or None."""
-    if not etag:
-        return None
-    value = etag.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    value = value.strip('"')
-    return value or None
-
-
-def describe_outcome(outcome: dict | None) -> str:
-    """A short text naming what an OperationOutcome says went wrong."""
-    if not outcome:
-        return ""
-    parts = []
-    for issue in outcome.get("issue") or []:
-        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
-        where = ", ".join(issue.get("expression") or issue.get("location") or [])
-        label = f"{issue.get('severity', '?')}/{issue.get('code', '?')}"
-        parts.append(" ".join(p for p in (label, text, f"at {where}" if where else "") if p))
-    return "; ".join(parts)[:MAX_MESSAGE_DETAIL]
-
-
 def _written(response: requests.Response, resource_type: str, created: bool) -> Written:
     body = _json_body(response)
     is_resource = isinstance(body, dict) and body.get("resourceType") == resource_type
@@ -309,7 +279,7 @@ def _parse_location(location: str | None, resource_type: str) -> tuple[str | Non
         return None, None
     path = urlsplit(location).path.rstrip("/")
     match = re.search(
-        rf"(?:^|/){resource_type}/({_FHIR_ID})(?:/_history/({_FHIR_ID}))?$", path
+        rf"(?:^|/){resource_type}/({FHIR_ID})(?:/_history/({FHIR_ID}))?$", path
     )
     if not match:
         return None, None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from integrations.ehr.writer import AllianceRecord, AnswerItem
+from integrations.ehr.records import AllianceRecord, AnswerItem
 
 FHIR_BASE = "https://alliance-feedback.org/fhir"
+# A FHIR id (R4 id datatype): what may follow "Patient/" in a literal reference or a URL.
+FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
 QUESTIONNAIRE_RESPONSE_SYSTEM = f"{FHIR_BASE}/sid/questionnaire-response"
 OBSERVATION_SYSTEM = f"{FHIR_BASE}/sid/observation"
 FLAG_SYSTEM = f"{FHIR_BASE}/sid/flag"

@@ -11,15 +11,15 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 from standardwebhooks.webhooks import Webhook
 
 from integrations.ehr.errors import EhrTransientError
 from integrations.ehr.fhir_client import error_for_response
+from integrations.ehr.records import AllianceRecord, FlagRef, WrittenScores
 from integrations.ehr.resources import fhir_datetime
-from integrations.ehr.writer import AllianceRecord, FlagRef, WrittenScores
 from integrations.http import DEFAULT_TIMEOUT, TRANSPORT_FAILURES, build_session
 
 
@@ -77,7 +77,7 @@ class WebhookRecordSink:
         body = json.dumps(
             {"type": event_type, "timestamp": _iso(now), "data": data}, separators=(",", ":")
         )
-        sent_at = datetime.fromtimestamp(int(now), tz=timezone.utc)
+        sent_at = datetime.fromtimestamp(int(now), tz=UTC)
         headers = {
             "Content-Type": "application/json",
             "webhook-id": event_id,
@@ -130,4 +130,4 @@ def _context(record: AllianceRecord) -> dict:
 
 
 def _iso(epoch: float) -> str:
-    return fhir_datetime(datetime.fromtimestamp(int(epoch), tz=timezone.utc))
+    return fhir_datetime(datetime.fromtimestamp(int(epoch), tz=UTC))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 
 from integrations.ehr.errors import EhrConflict
 from integrations.ehr.port import EhrGateway
+from integrations.ehr.records import AllianceRecord, AnswerItem, FlagRef, WrittenScores
 from integrations.ehr.resources import (
     FLAG_SYSTEM,
     OBSERVATION_SYSTEM,
@@ -20,56 +20,17 @@ from integrations.ehr.resources import (
     resolved_flag,
 )
 
-# Each conflict means someone else changed the Flag meanwhile; a few re-reads settle it.
+# Each conflict means someone else changed the Flag meanwhile; a few re-reads settle it. If they
+# do not, EhrConflict reaches the job, which is retried later with backoff (not dead-lettered).
 MAX_UPDATE_ATTEMPTS = 3
 
-
-@dataclass(frozen=True)
-class AnswerItem:
-    """One answered item: its linkId, the item text shown, and the value given."""
-
-    link_id: str
-    text: str
-    value: object  # int | float | bool | str
-
-
-@dataclass(frozen=True)
-class AllianceRecord:
-    """Everything written back for one scored survey response."""
-
-    practice_id: str
-    patient_id: str
-    session_id: str
-    response_id: str  # our opaque uuid, stable per response: the idempotency key
-    instrument_url: str
-    instrument_version: str
-    instrument_title: str
-    authored: datetime
-    answers: tuple[AnswerItem, ...]
-    total: float
-    total_max: float
-    subscales: Mapping[str, float]
-    pomp: float
-    decision: str
-    reasons: tuple[str, ...]
-    interpretation: str | None  # 'low' | 'watch' | 'check-in' | None
-
-
-@dataclass(frozen=True)
-class FlagRef:
-    """Where a rupture Flag lives in the EHR; identifier is its episode id under FLAG_SYSTEM."""
-
-    id: str
-    version_id: str | None
-    identifier: str
-
-
-@dataclass(frozen=True)
-class WrittenScores:
-    """Ids of the resources holding one scored response."""
-
-    questionnaire_response_id: str
-    observation_id: str
+__all__ = [
+    "AllianceRecord",
+    "AllianceRecordWriter",
+    "AnswerItem",
+    "FlagRef",
+    "WrittenScores",
+]
 
 
 class AllianceRecordWriter:

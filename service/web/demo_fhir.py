@@ -12,17 +12,18 @@ import os
 import re
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, render_template_string, request, url_for
 
-from integrations.ehr.resources import has_identifier
+from integrations.ehr.etags import etag_for, version_from_etag
+from integrations.ehr.resources import FHIR_ID, has_identifier
 
 FHIR_JSON = "application/fhir+json"
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+RESOURCE_ID = re.compile(FHIR_ID)
 VERSION_ID = re.compile(r"[0-9]{1,9}")
 # Only what the write-back needs; anything else is refused rather than silently ignored.
 SEARCH_PARAMS = frozenset({"identifier", "_id"})
@@ -63,7 +64,7 @@ class DemoStore:
             "meta": {
                 **(resource.get("meta") or {}),
                 "versionId": str(version),
-                "lastUpdated": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "lastUpdated": datetime.now(UTC).isoformat(timespec="milliseconds"),
             },
         }
         folder = self._root / resource_type / resource_id
@@ -194,10 +195,9 @@ def create_demo_fhir_blueprint(store_dir: Path) -> Blueprint:
         with store.lock:
             existing = store.read(resource_type, resource_id)
             current_version = (existing or {}).get("meta", {}).get("versionId")
-            if if_match and _version_of(if_match) != current_version:
-                raise _Refusal(
-                    412, "conflict", f"version is {current_version}, not {_version_of(if_match)}"
-                )
+            wanted = version_from_etag(if_match)
+            if if_match and wanted != current_version:
+                raise _Refusal(412, "conflict", f"version is {current_version}, not {wanted}")
             return _written(store.write(resource), status=200 if existing else 201)
 
     @bp.errorhandler(_Refusal)
@@ -267,12 +267,8 @@ def _search_params(params: dict[str, str]) -> dict[str, str]:
     return wanted
 
 
-def _version_of(etag: str) -> str:
-    return etag.strip().removeprefix("W/").strip('"')
-
-
 def _etag(resource: dict) -> str:
-    return f'W/"{resource["meta"]["versionId"]}"'
+    return etag_for(resource["meta"]["versionId"])
 
 
 def _resource_url(resource: dict) -> str:
