@@ -1,185 +1,174 @@
 """Assess a returned (or missed) survey against the client's history and write the result
-into the EHR: QuestionnaireResponse + Observation, and a Flag that follows the alliance."""
+into the EHR: QuestionnaireResponse + Observation, and a Flag that follows the alliance.
+
+What to write is decided by `service.domain.writeback.plan_write_back`; this handler loads what
+the plan needs, applies its effects through the practice's record writer, and maps the EHR's
+errors to retry-later or dead-letter.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 import structlog
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection
 
+from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
+from integrations.ehr.records import AllianceRecord, AnswerItem, FlagRef
 from service import practices
+from service.domain.episodes import RuptureEpisode, assign_episode
 from service.domain.instruments import Instrument
 from service.domain.ruptures import RuptureRules, SessionObservation, assess_series
+from service.domain.scoring import Scores, plain_number
+from service.domain.writeback import (
+    AssessedSurvey,
+    Effect,
+    RaiseFlag,
+    ResolveFlag,
+    UpdateFlagText,
+    WriteBackPlan,
+    WriteScores,
+    plan_write_back,
+)
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
-from service.persistence.tables import assessments, responses, rupture_episodes, surveys
+from service.persistence.queries import assessments, episodes, responses
 from service.practices import Practice
 
 log = structlog.get_logger(__name__)
 
-FLAG_RAISING = ("rupture", "unresolved")
-
 
 def assess_and_write_back(ctx: JobContext) -> None:
     """Jobs `response.writeback` and `survey.missed`."""
-    survey_id = ctx.job.payload["survey_id"]
     services = ctx.services
     with services.engine.begin() as conn:
-        survey = conn.execute(select(surveys).where(surveys.c.id == survey_id)).mappings().first()
+        survey = assessments.survey(conn, ctx.job.payload["survey_id"])
         if survey is None:
             raise PermanentFailure("survey no longer exists")
         practice = practices.load(conn, services.box, survey["practice_id"])
         instrument = services.instruments()[survey["instrument_id"]]
         assessment = _assessment(conn, survey, practice, instrument, services.clock())
-        response = conn.execute(select(responses).where(
-            responses.c.survey_id == survey_id)).mappings().first()
-        episode = _episode(conn, assessment["episode_id"])
-    _write(ctx, practice, instrument, dict(survey), response and dict(response), assessment, episode)
+        response = responses.for_survey(conn, survey["id"])
+        episode = episodes.load(conn, assessment["episode_id"])
+    assessed = AssessedSurvey(survey["id"], assessment["decision"], assessment["flag_text"],
+                              answered=response is not None)
+    plan = plan_write_back(assessed, episode, services.clock())
+    record = _record(practice, instrument, survey, response, assessment)
+    _write(ctx, _Target(services.writer_for(practice.ehr), record), plan, episode)
 
 
-def _assessment(conn: Connection, survey, practice: Practice, instrument: Instrument, now: datetime) -> dict:
+def _assessment(conn: Connection, survey: Mapping, practice: Practice, instrument: Instrument,
+                now: datetime) -> dict:
     """The stored decision for this survey, computed once (retries reuse it)."""
-    stored = conn.execute(select(assessments).where(
-        assessments.c.survey_id == survey["id"])).mappings().first()
+    stored = assessments.stored(conn, survey["id"])
     if stored:
-        return dict(stored)
-    history = _history(conn, survey)
+        return stored
+    history = [_observation(row, instrument) for row in assessments.client_history(conn, survey)]
     rules = RuptureRules.from_overrides(practice.rupture_rules)
     result = assess_series(history, instrument, rules)[-1]
-    episode_id = _track_episode(conn, survey, result.decision, result.flag_text, now)
-    row = dict(survey_id=survey["id"], decision=result.decision, reasons=list(result.reasons),
-               flag_text=result.flag_text, interpretation=result.interpretation,
-               episode_id=episode_id, assessed_at=now)
-    conn.execute(assessments.insert().values(**row))
+    opening = RuptureEpisode.opened(str(uuid.uuid4()), survey["practice_id"],
+                                    survey["patient_id"], survey["id"], result.flag_text, now)
+    open_now = episodes.open_for_client(conn, survey["practice_id"], survey["patient_id"])
+    episode, is_new = assign_episode(result.decision, open_now, opening)
+    if is_new:
+        episodes.insert(conn, episode)
+    row = {"survey_id": survey["id"], "decision": result.decision,
+           "reasons": list(result.reasons), "flag_text": result.flag_text,
+           "interpretation": result.interpretation, "episode_id": episode and episode.id,
+           "assessed_at": now}
+    assessments.insert(conn, row)
     log.info("survey assessed", survey_id=survey["id"], decision=result.decision)
     return row
 
 
-def _history(conn: Connection, survey) -> list[SessionObservation]:
-    """The client's assessed sessions up to this one, in session order, ending with this one."""
-    rows = conn.execute(
-        select(surveys.c.id, surveys.c.session_id, surveys.c.session_ended_at,
-               surveys.c.created_at, responses.c.answers)
-        .outerjoin(responses, responses.c.survey_id == surveys.c.id)
-        .where(surveys.c.practice_id == survey["practice_id"],
-               surveys.c.patient_id == survey["patient_id"],
-               surveys.c.instrument_id == survey["instrument_id"],
-               # answered, or reached the client and not returned (expired, or closed by the
-               # next session); never-sent surveys are not the client's silence
-               or_(surveys.c.status.in_(["answered", "expired"]),
-                   and_(surveys.c.status == "closed", surveys.c.sent_at.is_not(None))))
-    ).mappings().all()
-
-    def when(row):
-        return (row["session_ended_at"] or row["created_at"], row["created_at"])
-
-    cutoff = when(survey)
-    earlier = sorted((r for r in rows if r["id"] != survey["id"] and when(r) <= cutoff), key=when)
-    current = [r for r in rows if r["id"] == survey["id"]]
-    return [SessionObservation(r["session_id"], r["session_ended_at"], r["answers"])
-            for r in [*earlier, *current]]
+def _observation(row: Mapping, instrument: Instrument) -> SessionObservation:
+    """One session of the history, with the scores stored when its answers arrived."""
+    scores = None if row["answers"] is None else Scores.stored(
+        instrument, row["total"], row["subscales"], row["pomp"])
+    return SessionObservation(row["session_id"], row["session_ended_at"], row["answers"], scores)
 
 
-def _track_episode(conn: Connection, survey, decision: str, text: str | None, now: datetime) -> str | None:
-    """Open a rupture episode on the first rupture; the open one for unresolved/repaired."""
-    open_episode = conn.execute(select(rupture_episodes.c.id).where(
-        rupture_episodes.c.practice_id == survey["practice_id"],
-        rupture_episodes.c.patient_id == survey["patient_id"],
-        rupture_episodes.c.status == "open")).scalar()
-    if decision in FLAG_RAISING and open_episode is None:
-        episode_id = str(uuid.uuid4())
-        conn.execute(rupture_episodes.insert().values(
-            id=episode_id, practice_id=survey["practice_id"], patient_id=survey["patient_id"],
-            status="open", flag_text=text, opened_by_survey_id=survey["id"], opened_at=now))
-        return episode_id
-    if decision in (*FLAG_RAISING, "repaired"):
-        return open_episode
-    return None
+class _Target(NamedTuple):
+    """Where the effects go: the practice's record writer, and the record they write."""
+
+    writer: object  # AllianceRecordWriter or WebhookRecordSink
+    record: AllianceRecord
 
 
-def _episode(conn: Connection, episode_id: str | None) -> dict | None:
-    if episode_id is None:
-        return None
-    row = conn.execute(select(rupture_episodes).where(rupture_episodes.c.id == episode_id)).mappings().first()
-    return dict(row) if row else None
-
-
-def _write(ctx: JobContext, practice: Practice, instrument: Instrument, survey: dict,
-           response: dict | None, assessment: dict, episode: dict | None) -> None:
-    from integrations.ehr.errors import EhrPermanentError, EhrTransientError
-    from integrations.ehr.writer import FlagRef
-
-    writer = ctx.services.writer_for(practice.ehr)
-    record = _record(practice, instrument, survey, response, assessment)
-    step = "QuestionnaireResponse"
-    flag_update: dict = {}
-    try:
-        if record is not None:
-            writer.write_scores(record)
-        decision = assessment["decision"]
-        if episode is not None and decision in FLAG_RAISING:
-            step = "Flag"
-            text = assessment["flag_text"] or "Alliance rupture"
-            if episode["flag_id"] is None:
-                flag = writer.raise_flag(record or _flag_context(practice, survey, instrument, assessment),
-                                         text, episode["id"])
-            else:
-                ref = FlagRef(episode["flag_id"], episode["flag_version"], episode["id"])
-                flag = writer.update_flag_text(ref, text) if text != episode["flag_text"] else ref
-            flag_update = dict(flag_id=flag.id, flag_version=flag.version_id, flag_text=text)
-        elif episode is not None and decision == "repaired" and episode["status"] == "open":
-            step = "Flag"
-            if episode["flag_id"] is not None:
-                ref = FlagRef(episode["flag_id"], episode["flag_version"], episode["id"])
-                flag = writer.resolve_flag(ref, ctx.services.clock())
-                flag_update = dict(flag_version=flag.version_id)
-            flag_update.update(status="resolved", closed_by_survey_id=survey["id"],
-                               closed_at=ctx.services.clock())
-    except EhrTransientError as error:
-        raise RetryLater(f"EHR unavailable while writing {step}", error.retry_after,
-                         {"resource_type": step, "session_id": survey["session_id"]})
-    except EhrPermanentError as error:
-        raise PermanentFailure(f"EHR refused {step}", {
-            "http_status": error.status, "resource_type": step,
-            "session_id": survey["session_id"], "operation_outcome": error.operation_outcome})
+def _write(ctx: JobContext, target: _Target, plan: WriteBackPlan,
+           before: RuptureEpisode | None) -> None:
+    episode = plan.episode
+    for effect in plan.effects:
+        flag = _apply(target, effect)
+        if flag is not None:
+            episode = effect.settle(episode, flag.id, flag.version_id)
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
-        if flag_update:
-            conn.execute(update(rupture_episodes).where(rupture_episodes.c.id == episode["id"])
-                         .values(**flag_update))
-    log.info("written back", survey_id=survey["id"], decision=assessment["decision"])
+        if episode != before:
+            episodes.save(conn, episode)
+    log.info("written back", survey_id=ctx.job.payload["survey_id"],
+             effects=[type(effect).__name__ for effect in plan.effects])
 
 
-def _record(practice: Practice, instrument: Instrument, survey: dict, response: dict | None,
-            assessment: dict):
-    from integrations.ehr.writer import AllianceRecord, AnswerItem
-    from service.domain.scoring import score
+def _apply(target: _Target, effect: Effect) -> FlagRef | None:
+    """One effect through the record writer; the EHR's answer mapped to what the job does next."""
+    where = {"resource_type": effect.resource_type, "session_id": target.record.session_id}
+    try:
+        return _call(target, effect)
+    except EhrConflict as error:  # still changing under us after the writer's re-reads
+        raise RetryLater(f"EHR {effect.resource_type} changed while we wrote it", None, {
+            **where, "http_status": error.status, "operation_outcome": error.operation_outcome})
+    except EhrTransientError as error:
+        raise RetryLater(f"EHR unavailable while writing {effect.resource_type}",
+                         error.retry_after, where)
+    except EhrPermanentError as error:
+        raise PermanentFailure(f"EHR refused {effect.resource_type}", {
+            **where, "http_status": error.status, "operation_outcome": error.operation_outcome})
 
+
+def _call(target: _Target, effect: Effect) -> FlagRef | None:
+    writer, record = target.writer, target.record
+    match effect:
+        case WriteScores():
+            writer.write_scores(record)
+            return None
+        case RaiseFlag(episode_id=episode_id, text=text):
+            return writer.raise_flag(record, text, episode_id)
+        case UpdateFlagText(episode_id=episode_id, flag_id=flag_id, flag_version=version,
+                            text=text):
+            return writer.update_flag_text(FlagRef(flag_id, version, episode_id), text)
+        case ResolveFlag(episode_id=episode_id, flag_id=flag_id, flag_version=version):
+            return writer.resolve_flag(FlagRef(flag_id, version, episode_id), effect.ended_at)
+    raise TypeError(f"no way to apply {effect!r}")
+
+
+def _record(practice: Practice, instrument: Instrument, survey: Mapping,
+            response: Mapping | None, assessment: Mapping) -> AllianceRecord:
+    """What is written back: the stored scores, or only the context (a survey not returned)."""
     if response is None:
-        return None
-    scores = score(instrument, response["answers"])
-    answers = tuple(AnswerItem(link_id, instrument.item(link_id).text, value)
-                    for link_id, value in response["answers"].items() if value is not None)
+        answers, scores, response_id = (), None, survey["id"]
+        authored = survey["expires_at"] or survey["created_at"]
+    else:
+        answers = tuple(AnswerItem(link_id, instrument.item(link_id).text, value)
+                        for link_id, value in response["answers"].items() if value is not None)
+        scores = Scores.stored(instrument, response["total"], response["subscales"],
+                               response["pomp"])
+        response_id, authored = response["id"], response["submitted_at"]
     return AllianceRecord(
         practice_id=practice.id, patient_id=survey["patient_id"], session_id=survey["session_id"],
-        response_id=response["id"], instrument_url=instrument.url,
+        response_id=response_id, instrument_url=instrument.url,
         instrument_version=instrument.version, instrument_title=instrument.title,
-        authored=response["submitted_at"], answers=answers, total=scores.total,
-        total_max=scores.max_total, subscales=dict(scores.subscales), pomp=scores.pomp,
+        authored=authored, answers=answers, **_shown(scores),
         decision=assessment["decision"], reasons=tuple(assessment["reasons"]),
-        interpretation=assessment["interpretation"],
-    )
+        interpretation=assessment["interpretation"])
 
 
-def _flag_context(practice: Practice, survey: dict, instrument: Instrument, assessment: dict):
-    """A record without scores, for a Flag raised by a survey that was not returned."""
-    from integrations.ehr.writer import AllianceRecord
-
-    return AllianceRecord(
-        practice_id=practice.id, patient_id=survey["patient_id"], session_id=survey["session_id"],
-        response_id=survey["id"], instrument_url=instrument.url, instrument_version=instrument.version,
-        instrument_title=instrument.title, authored=survey["expires_at"] or survey["created_at"],
-        answers=(), total=0, total_max=0, subscales={}, pomp=0, decision=assessment["decision"],
-        reasons=tuple(assessment["reasons"]), interpretation=assessment["interpretation"],
-    )
+def _shown(scores: Scores | None) -> dict:
+    """The scores as the record shows them (36, not 36.0); zeros when there are none."""
+    if scores is None:
+        return {"total": 0, "total_max": 0, "subscales": {}, "pomp": 0}
+    return {"total": plain_number(scores.total), "total_max": plain_number(scores.max_total),
+            "subscales": {name: plain_number(value) for name, value in scores.subscales.items()},
+            "pomp": plain_number(scores.pomp)}

@@ -1,0 +1,138 @@
+"""The write-back planned as data: from a survey's stored assessment and its rupture episode,
+the effects to apply to the client's record, in order, and the episode as it stands after.
+
+    effect           in the EHR (FHIR; or a signed webhook event)       when
+    WriteScores      QuestionnaireResponse + Observation                  the survey was returned
+    RaiseFlag        the episode's Flag, active (once per episode)        rupture / unresolved, no
+                                                                          Flag yet
+    UpdateFlagText   the Flag's code.text restated, version-aware         rupture / unresolved, the
+                                                                          words changed
+    ResolveFlag      the Flag inactive, with period.end                   repaired, Flag raised
+
+A resolved episode is never written to again: a decision that arrives after the repair (a job
+retried late) writes its scores only. Nothing here does I/O; the handler applies each effect
+through the record writer and folds where the EHR put the Flag back into the episode
+(`settle`, on the Flag effects).
+
+Room for escalation (issue 13, CONTRACT §9): alert effects are chosen per episode transition
+in `_alert_effects` ("raise", "restate", "resolve"). An `Escalate` effect (a FHIR Task to the
+supervisor), and per-EHR alert targets (`alerts.write`: flag | task | document) that replace
+or join the Flag effects, belong there and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from .episodes import RuptureEpisode
+from .ruptures import FLAG_DECISIONS
+
+DEFAULT_FLAG_TEXT = "Alliance rupture"
+
+
+@dataclass(frozen=True)
+class AssessedSurvey:
+    """What the plan needs of a survey's stored assessment."""
+
+    survey_id: str
+    decision: str
+    flag_text: str | None
+    answered: bool  # a response was returned (a missed survey has no scores to write)
+
+
+@dataclass(frozen=True)
+class WriteScores:
+    """Write the scored response (QuestionnaireResponse and Observation), idempotently."""
+
+    resource_type: ClassVar[str] = "QuestionnaireResponse"
+
+
+@dataclass(frozen=True)
+class RaiseFlag:
+    """Create the episode's active Flag saying `text` (found again, not duplicated, on retry)."""
+
+    episode_id: str
+    text: str
+    resource_type: ClassVar[str] = "Flag"
+
+    def settle(self, episode: RuptureEpisode, flag_id: str, version: str | None) -> RuptureEpisode:
+        return episode.with_flag(flag_id, version, self.text)
+
+
+@dataclass(frozen=True)
+class UpdateFlagText:
+    """Replace what the episode's Flag says (an unresolved rupture), keeping everything else."""
+
+    episode_id: str
+    flag_id: str
+    flag_version: str | None
+    text: str
+    resource_type: ClassVar[str] = "Flag"
+
+    def settle(self, episode: RuptureEpisode, flag_id: str, version: str | None) -> RuptureEpisode:
+        return episode.with_flag(flag_id, version, self.text)
+
+
+@dataclass(frozen=True)
+class ResolveFlag:
+    """Set the episode's Flag inactive with period.end (the alliance was repaired)."""
+
+    episode_id: str
+    flag_id: str
+    flag_version: str | None
+    ended_at: datetime
+    resource_type: ClassVar[str] = "Flag"
+
+    def settle(self, episode: RuptureEpisode, flag_id: str, version: str | None) -> RuptureEpisode:
+        return episode.with_flag(flag_id, version, episode.flag_text)
+
+
+Effect = WriteScores | RaiseFlag | UpdateFlagText | ResolveFlag
+
+
+@dataclass(frozen=True)
+class WriteBackPlan:
+    """The effects, in order, and the episode once they are applied (before the EHR's ids)."""
+
+    effects: tuple[Effect, ...]
+    episode: RuptureEpisode | None
+
+
+def plan_write_back(
+    survey: AssessedSurvey, episode: RuptureEpisode | None, now: datetime
+) -> WriteBackPlan:
+    """What to write for one assessed survey, given the episode its assessment belongs to."""
+    scores = (WriteScores(),) if survey.answered else ()
+    transition = _transition(survey, episode)
+    if transition is None:
+        return WriteBackPlan(scores, episode)
+    text = survey.flag_text or DEFAULT_FLAG_TEXT
+    after = episode.resolved(survey.survey_id, now) if transition == "resolve" else episode
+    return WriteBackPlan(scores + _alert_effects(transition, episode, text, now), after)
+
+
+def _transition(survey: AssessedSurvey, episode: RuptureEpisode | None) -> str | None:
+    """How this decision moves the (open) episode: raise, restate, resolve, or not at all."""
+    if episode is None or not episode.is_open:
+        return None
+    if survey.decision in FLAG_DECISIONS:
+        if not episode.flag_raised:
+            return "raise"
+        text = survey.flag_text or DEFAULT_FLAG_TEXT
+        return "restate" if text != episode.flag_text else None
+    return "resolve" if survey.decision == "repaired" else None
+
+
+def _alert_effects(
+    transition: str, episode: RuptureEpisode, text: str, now: datetime
+) -> tuple[Effect, ...]:
+    """The effects that tell the clinician, per transition; today the Flag is the only alert."""
+    if transition == "raise":
+        return (RaiseFlag(episode.id, text),)
+    if transition == "restate":
+        return (UpdateFlagText(episode.id, episode.flag_id, episode.flag_version, text),)
+    if episode.flag_raised:  # resolve; an episode whose Flag never got written just closes
+        return (ResolveFlag(episode.id, episode.flag_id, episode.flag_version, now),)
+    return ()
