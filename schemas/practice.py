@@ -10,6 +10,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 
 from schemas.base import StrictSchema
 from schemas.doors import EhrPoll, Hl7v2
+from schemas.identifier_systems import IdentifierSystems
 
 PRACTICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -47,6 +48,7 @@ class Ehr(StrictSchema):
     base_url = fields.String(validate=HTTP_URL)
     auth = fields.Nested(BearerOrSmartAuth, load_default=lambda: {"type": "none"})
     timeout_seconds = fields.Float(validate=validate.Range(min=0.5, max=60))
+    identifier_systems = fields.Nested(IdentifierSystems)
     # type "webhook": signed alliance.* events to the practice, for EHRs without FHIR write access
     url = fields.String(validate=HTTP_URL)
     secret = fields.String()

@@ -60,9 +60,11 @@ def _record_writer(services: "Services", ehr_config: Mapping):
 
         return cached_adapter("webhook-sink", ehr_config,
                               lambda: WebhookRecordSink(ehr_config["url"], ehr_config["secret"]))
+    from integrations.ehr.resources import IdentifierSystems
     from integrations.ehr.writer import AllianceRecordWriter
 
-    return AllianceRecordWriter(services.ehr_for(ehr_config))
+    systems = IdentifierSystems.from_settings(ehr_config.get("identifier_systems"))
+    return AllianceRecordWriter(services.ehr_for(ehr_config), systems)
 
 
 def _real_channel(name: str, config: Mapping | None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from integrations.ehr.fhir_client import build_gateway
+from integrations.ehr.resources import IdentifierSystems
 from integrations.ehr.webhook_sink import WebhookRecordSink
 from integrations.ehr.writer import AllianceRecordWriter
 
@@ -16,4 +17,5 @@ def build_record_writer(ehr_config: Mapping) -> AllianceRecordWriter | WebhookRe
         if missing:
             raise ValueError(f"ehr (webhook) is missing: {', '.join(missing)}")
         return WebhookRecordSink(ehr_config["url"], ehr_config["secret"])
-    return AllianceRecordWriter(build_gateway(ehr_config))
+    systems = IdentifierSystems.from_settings(ehr_config.get("identifier_systems"))
+    return AllianceRecordWriter(build_gateway(ehr_config), systems)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from integrations.ehr.records import AllianceRecord, AnswerItem
 
@@ -24,6 +26,10 @@ UCUM = "http://unitsofmeasure.org"
 TOTAL_CODE = "alliance-total"
 POMP_CODE = "alliance-pomp"
 RUPTURE_CODE = "alliance-rupture"
+# Systems for the EHR's own patient and session ids when they cannot be FHIR ids (see
+# `IdentifierSystems`); a practice names its EHR's real ones in ehr.identifier_systems.
+PATIENT_ID_SYSTEM = f"{FHIR_BASE}/sid/ehr-patient-id"
+ENCOUNTER_ID_SYSTEM = f"{FHIR_BASE}/sid/ehr-encounter-id"
 
 # Low uses the standard v3 code so EHRs highlight it; watch and check-in have no standard code.
 INTERPRETATIONS: Mapping[str, tuple[str, str, str, str]] = {
@@ -41,6 +47,37 @@ INTERPRETATIONS: Mapping[str, tuple[str, str, str, str]] = {
         "Check in with the client about how therapy is going",
     ),
 }
+
+
+@dataclass(frozen=True)
+class IdentifierSystems:
+    """Where an id that is not a FHIR id goes: `Reference.identifier` under these systems.
+
+    EHRs send ids such as `MRN:00417` or `visit_2024/17 a`; `Patient/MRN:00417` is not a valid
+    literal reference (a FHIR id is `[A-Za-z0-9-.]{1,64}`), so such an id is written as a
+    logical reference, `{"type": "Patient", "identifier": {"system": …, "value": "MRN:00417"}}`.
+    """
+
+    patient: str = PATIENT_ID_SYSTEM
+    encounter: str = ENCOUNTER_ID_SYSTEM
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str] | None) -> IdentifierSystems:
+        """From a practice's ehr.identifier_systems; a system left out keeps its default."""
+        given = {key: value for key, value in (settings or {}).items() if value}
+        return cls(**{key: given[key] for key in ("patient", "encounter") if key in given})
+
+
+def is_fhir_id(value: str) -> bool:
+    """Whether a value can be the id part of a literal reference."""
+    return re.fullmatch(FHIR_ID, value) is not None
+
+
+def reference(resource_type: str, resource_id: str, system: str) -> dict:
+    """A literal reference for a FHIR id, a logical one (by identifier) for anything else."""
+    if is_fhir_id(resource_id):
+        return {"reference": f"{resource_type}/{resource_id}"}
+    return {"type": resource_type, "identifier": {"system": system, "value": resource_id}}
 
 
 def identifier_query(system: str, value: str) -> str:
@@ -64,25 +101,31 @@ def fhir_datetime(moment: datetime) -> str:
     """A FHIR dateTime (UTC, 'Z') for an aware datetime."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("FHIR dateTime needs a timezone-aware datetime")
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def build_questionnaire_response(record: AllianceRecord) -> dict:
+def build_questionnaire_response(
+    record: AllianceRecord, systems: IdentifierSystems = IdentifierSystems()
+) -> dict:
     """The client's answers as a completed QuestionnaireResponse."""
     return {
         "resourceType": "QuestionnaireResponse",
         "identifier": {"system": QUESTIONNAIRE_RESPONSE_SYSTEM, "value": record.response_id},
         "questionnaire": f"{record.instrument_url}|{record.instrument_version}",
         "status": "completed",
-        "subject": _patient(record),
-        "encounter": _encounter(record),
+        "subject": _patient(record, systems),
+        "encounter": _encounter(record, systems),
         "authored": fhir_datetime(record.authored),
-        "author": _patient(record),
+        "author": _patient(record, systems),
         "item": [_answered_item(answer) for answer in record.answers if answer.value is not None],
     }
 
 
-def build_observation(record: AllianceRecord, questionnaire_response_id: str) -> dict:
+def build_observation(
+    record: AllianceRecord,
+    questionnaire_response_id: str,
+    systems: IdentifierSystems = IdentifierSystems(),
+) -> dict:
     """The scored alliance: total, one component per subscale, derived from the response."""
     observation = {
         "resourceType": "Observation",
@@ -105,8 +148,8 @@ def build_observation(record: AllianceRecord, questionnaire_response_id: str) ->
             ],
             "text": f"{record.instrument_title} total score",
         },
-        "subject": _patient(record),
-        "encounter": _encounter(record),
+        "subject": _patient(record, systems),
+        "encounter": _encounter(record, systems),
         "effectiveDateTime": fhir_datetime(record.authored),
         "valueQuantity": _score(record.total),
         "derivedFrom": [{"reference": f"QuestionnaireResponse/{questionnaire_response_id}"}],
@@ -120,7 +163,12 @@ def build_observation(record: AllianceRecord, questionnaire_response_id: str) ->
     return observation
 
 
-def build_flag(record: AllianceRecord, text: str, episode_id: str) -> dict:
+def build_flag(
+    record: AllianceRecord,
+    text: str,
+    episode_id: str,
+    systems: IdentifierSystems = IdentifierSystems(),
+) -> dict:
     """An active rupture Flag whose code.text says in plain words what was seen."""
     return {
         "resourceType": "Flag",
@@ -143,8 +191,8 @@ def build_flag(record: AllianceRecord, text: str, episode_id: str) -> dict:
             ],
             "text": text,
         },
-        "subject": _patient(record),
-        "encounter": _encounter(record),
+        "subject": _patient(record, systems),
+        "encounter": _encounter(record, systems),
         "period": {"start": fhir_datetime(record.authored)},
     }
 
@@ -212,10 +260,10 @@ def _pomp_component(record: AllianceRecord) -> dict:
                     "display": "Alliance total as percent of maximum possible",
                 }
             ],
-            "text": f"Total as percent of the maximum of {_number(record.total_max)}",
+            "text": f"Total as percent of the maximum of {record.total_max:g}",
         },
         "valueQuantity": {
-            "value": _number(record.pomp),
+            "value": record.pomp,
             "unit": "%",
             "system": UCUM,
             "code": "%",
@@ -232,24 +280,18 @@ def _interpretation(kind: str) -> dict:
 
 
 def _score(value: float) -> dict:
-    return {"value": _number(value), "unit": "score", "system": UCUM, "code": "{score}"}
+    return {"value": value, "unit": "score", "system": UCUM, "code": "{score}"}
 
 
-def _number(value: float) -> int | float:
-    # Whole scores read better as integers in an EHR; others keep two decimals.
-    rounded = round(float(value), 2)
-    return int(rounded) if rounded.is_integer() else rounded
+def _patient(record: AllianceRecord, systems: IdentifierSystems) -> dict:
+    return reference("Patient", record.patient_id, systems.patient)
 
 
-def _patient(record: AllianceRecord) -> dict:
-    return {"reference": f"Patient/{record.patient_id}"}
-
-
-def _encounter(record: AllianceRecord) -> dict:
-    return {"reference": f"Encounter/{record.session_id}"}
+def _encounter(record: AllianceRecord, systems: IdentifierSystems) -> dict:
+    return reference("Encounter", record.session_id, systems.encounter)
 
 
 def _instant(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(value)
     # A date-only or zone-less value from the server: read it as UTC to stay comparable.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -12,6 +12,7 @@ from integrations.ehr.resources import (
     FLAG_SYSTEM,
     OBSERVATION_SYSTEM,
     QUESTIONNAIRE_RESPONSE_SYSTEM,
+    IdentifierSystems,
     build_flag,
     build_observation,
     build_questionnaire_response,
@@ -40,17 +41,18 @@ class AllianceRecordWriter:
     OBSERVATION_IDENTIFIER_SYSTEM = OBSERVATION_SYSTEM
     FLAG_IDENTIFIER_SYSTEM = FLAG_SYSTEM
 
-    def __init__(self, gateway: EhrGateway) -> None:
+    def __init__(self, gateway: EhrGateway, systems: IdentifierSystems | None = None) -> None:
         self._gateway = gateway
+        self._systems = systems or IdentifierSystems()
 
     def write_scores(self, record: AllianceRecord) -> WrittenScores:
         """Create the QuestionnaireResponse, then the Observation derived from it; both once."""
         response = self._gateway.create(
-            build_questionnaire_response(record),
+            build_questionnaire_response(record, self._systems),
             if_none_exist=identifier_query(QUESTIONNAIRE_RESPONSE_SYSTEM, record.response_id),
         )
         observation = self._gateway.create(
-            build_observation(record, questionnaire_response_id=response.id),
+            build_observation(record, response.id, self._systems),
             if_none_exist=identifier_query(OBSERVATION_SYSTEM, record.response_id),
         )
         return WrittenScores(response.id, observation.id)
@@ -58,7 +60,7 @@ class AllianceRecordWriter:
     def raise_flag(self, record: AllianceRecord, text: str, episode_id: str) -> FlagRef:
         """Create the active rupture Flag for an episode (once, however often called)."""
         written = self._gateway.create(
-            build_flag(record, text, episode_id),
+            build_flag(record, text, episode_id, self._systems),
             if_none_exist=identifier_query(FLAG_SYSTEM, episode_id),
         )
         return FlagRef(written.id, written.version_id, episode_id)

@@ -416,3 +416,31 @@ def test_build_gateway_from_a_practice_ehr_block(httpserver):
 def test_build_gateway_refuses_a_bad_config(config, message):
     with pytest.raises(ValueError, match=message):
         build_gateway(config)
+
+
+def test_a_writer_built_from_the_practice_settings_writes_identifier_references(httpserver):
+    from datetime import UTC, datetime
+
+    from integrations.ehr import build_record_writer
+    from integrations.ehr.records import AllianceRecord
+
+    record = AllianceRecord(
+        practice_id="northside", patient_id="MRN:00417", session_id="visit_2024/17 a",
+        response_id="resp-1", instrument_url="https://alliance-feedback.org/fhir/Questionnaire/x",
+        instrument_version="1.0.0", instrument_title="X",
+        authored=datetime(2026, 11, 26, 15, 30, tzinfo=UTC), answers=(), total=4, total_max=40,
+        subscales={}, pomp=10, decision="rupture", reasons=(), interpretation="low")
+    httpserver.expect_request("/fhir/Flag", method="POST").respond_with_json(
+        {**FLAG, "id": "f1", "meta": {"versionId": "1"}}, status=201, content_type=FHIR_JSON)
+    writer = build_record_writer({
+        "type": "fhir-r4", "base_url": httpserver.url_for("/fhir"),
+        "identifier_systems": {"patient": "urn:oid:1.2.3"}})
+
+    writer.raise_flag(record, "Alliance rupture", "ep-1")
+
+    sent = json.loads(only_request(httpserver).get_data())
+    assert sent["subject"] == {"type": "Patient",
+                               "identifier": {"system": "urn:oid:1.2.3", "value": "MRN:00417"}}
+    assert sent["encounter"]["identifier"] == {
+        "system": "https://alliance-feedback.org/fhir/sid/ehr-encounter-id",
+        "value": "visit_2024/17 a"}

@@ -12,14 +12,17 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from integrations.ehr.resources import (
     ALLIANCE_CODE_SYSTEM,
+    ENCOUNTER_ID_SYSTEM,
     FLAG_SYSTEM,
     OBSERVATION_SYSTEM,
+    PATIENT_ID_SYSTEM,
     QUESTIONNAIRE_RESPONSE_SYSTEM,
     build_flag,
     build_observation,
     build_questionnaire_response,
     fhir_datetime,
     flag_with_text,
+    IdentifierSystems,
     identifier_query,
     resolved_flag,
 )
@@ -225,3 +228,69 @@ def test_a_naive_datetime_is_refused():
 
 def test_identifier_query_is_a_token_search():
     assert identifier_query("https://x.org/sid", "abc") == "identifier=https://x.org/sid|abc"
+
+
+# --- ids that are not FHIR ids ----------------------------------------------------------------
+
+NOT_FHIR_IDS = {"patient_id": "MRN:00417", "session_id": "visit_2024/17 a"}
+
+
+def all_three(record: AllianceRecord, systems: IdentifierSystems = IdentifierSystems()):
+    return [
+        (QuestionnaireResponse, build_questionnaire_response(record, systems)),
+        (Observation, build_observation(record, "qr-9", systems)),
+        (Flag, build_flag(record, "seen", "ep-1", systems)),
+    ]
+
+
+def test_ids_that_are_not_fhir_ids_are_written_as_identifiers():
+    for model, resource in all_three(make_record(**NOT_FHIR_IDS)):
+        model.model_validate(resource)
+        assert resource["subject"] == {
+            "type": "Patient",
+            "identifier": {"system": PATIENT_ID_SYSTEM, "value": "MRN:00417"},
+        }
+        assert resource["encounter"] == {
+            "type": "Encounter",
+            "identifier": {"system": ENCOUNTER_ID_SYSTEM, "value": "visit_2024/17 a"},
+        }
+
+
+def test_the_practice_names_its_ehrs_identifier_systems():
+    systems = IdentifierSystems.from_settings(
+        {"patient": "urn:oid:2.16.840.1.113883.19.5", "encounter": "https://ehr.example/visits"}
+    )
+
+    for model, resource in all_three(make_record(**NOT_FHIR_IDS), systems):
+        model.model_validate(resource)
+        assert resource["subject"]["identifier"]["system"] == "urn:oid:2.16.840.1.113883.19.5"
+        assert resource["encounter"]["identifier"]["system"] == "https://ehr.example/visits"
+    response = build_questionnaire_response(make_record(**NOT_FHIR_IDS), systems)
+    assert response["author"] == response["subject"]
+
+
+@pytest.mark.parametrize(
+    ("patient_id", "literal"),
+    [
+        ("pat-17", True),
+        ("A.b-9", True),
+        ("x" * 64, True),
+        ("x" * 65, False),  # longer than a FHIR id may be
+        ("pat_17", False),
+        ("MRN:00417", False),
+        ("../Patient/1", False),
+    ],
+)
+def test_only_valid_fhir_ids_become_literal_references(patient_id, literal):
+    subject = build_flag(make_record(patient_id=patient_id), "seen", "ep-1")["subject"]
+
+    assert ("reference" in subject) is literal
+    if literal:
+        assert subject == {"reference": f"Patient/{patient_id}"}
+
+
+def test_one_system_given_keeps_the_default_for_the_other():
+    systems = IdentifierSystems.from_settings({"patient": "urn:oid:1.2.3"})
+
+    assert systems == IdentifierSystems(patient="urn:oid:1.2.3")
+    assert IdentifierSystems.from_settings(None) == IdentifierSystems()
