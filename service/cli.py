@@ -243,56 +243,6 @@ def surveys_list(practice_id: str | None, status: str | None, limit: int) -> Non
             click.echo("\t".join(str(value or "-") for value in row))
 
 
-@main.group()
-def dlq() -> None:
-    """The dead-letter store: work that failed permanently."""
-
-
-@dlq.command("list")
-def dlq_list() -> None:
-    """One line per item: id, practice, session id, resource type, HTTP status."""
-    from service.persistence import outbox
-
-    services = _services()
-    with services.engine.begin() as conn:
-        for job in outbox.dead_letters(conn):
-            error = job.last_error or {}
-            click.echo("\t".join(str(value) for value in (
-                job.id, job.practice_id or "-", error.get("session_id", "-"),
-                error.get("resource_type", job.kind), error.get("http_status", "-"),
-                error.get("reason", ""))))
-
-
-@dlq.command("replay")
-@click.argument("job_id", required=False)
-@click.option("--all", "replay_all", is_flag=True, help="Replay every dead-letter item.")
-def dlq_replay(job_id: str | None, replay_all: bool) -> None:
-    """Try a dead-letter item (or all of them) again."""
-    from service.persistence import outbox
-
-    if bool(job_id) == replay_all:
-        raise click.UsageError("give one ID or --all")
-    services = _services()
-    with services.engine.begin() as conn:
-        count = outbox.replay(conn, None if replay_all else job_id, now=services.clock())
-    if job_id and not count:
-        raise click.ClickException(f"no dead-letter item {job_id}")
-    click.echo(f"{count} item(s) queued again")
-
-
-@dlq.command("drop")
-@click.argument("job_id")
-def dlq_drop(job_id: str) -> None:
-    """Discard a dead-letter item."""
-    from service.persistence import outbox
-
-    services = _services()
-    with services.engine.begin() as conn:
-        if not outbox.drop(conn, job_id, now=services.clock()):
-            raise click.ClickException(f"no dead-letter item {job_id}")
-    click.echo(f"dropped {job_id}")
-
-
 def _read_json(file: str):
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
@@ -306,12 +256,13 @@ def _read_json(file: str):
 
 
 def _register_extensions() -> None:
-    from service import cli_doors, cli_keys, cli_science, demo
+    from service import cli_dlq, cli_doors, cli_keys, cli_science, demo
 
     demo.register(main)
     cli_keys.register(main, _services)
     cli_doors.register(main, practice, _services)
     cli_science.register(main, practice_rules_lookup=_practice_rules)
+    cli_dlq.register(main, _services)
 
 
 def _practice_rules(practice_id: str) -> dict:
