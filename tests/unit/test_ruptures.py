@@ -11,10 +11,12 @@ from service.domain import (
     InvalidAnswers,
     RuptureRules,
     RuptureTracker,
+    Scores,
     SessionObservation,
     assess_series,
     builtin_instruments,
     load_instrument,
+    score,
 )
 
 BRIEF = builtin_instruments()["brief-alliance-check"]
@@ -351,6 +353,27 @@ def test_a_refused_response_leaves_the_tracker_unchanged():
         tracker.assess(SessionObservation("bad", None, {"bond": 0}))
 
     assert tracker.assess(SessionObservation("s5", None, a(8, 8, 8, 7))).decision == "rupture"
+
+
+def test_stored_scores_are_used_as_they_are_and_give_the_same_decisions():
+    history = [*RUPTURE, None, a(9, 9, 8, 8, tension=True, tension_intensity=2), STEADY]
+    stored = [
+        SessionObservation(f"s{n}", None, answers, None if answers is None else score(BRIEF, answers))
+        for n, answers in enumerate(history, 1)
+    ]
+
+    assert assess_series(stored, BRIEF) == run(*history)
+
+
+def test_the_engine_reads_the_stored_scores_instead_of_scoring_again():
+    # Stored scores win over the answers: here they say the alliance hit the bottom.
+    bottom = Scores.stored(BRIEF, total=4, subscales={"bond": 1, "goals": 1, "tasks": 1}, pomp=10)
+
+    result = assess_series([SessionObservation("s1", None, STEADY, bottom)], BRIEF)[-1]
+
+    assert result.decision == "rupture"
+    assert result.scores == bottom
+    assert "total was 4 of 40" in result.flag_text
 
 
 # --- rule overrides ---------------------------------------------------------------------------
