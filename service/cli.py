@@ -54,6 +54,7 @@ def serve(host: str, port: int, threads: int, with_workers: bool | None) -> None
     app = create_app(services=services)
     workers = None
     if with_workers if with_workers is not None else services.settings.embedded_broker:
+        _declare_queues(services.settings)
         workers = Workers(services).start()
     server = waitress.create_server(app, host=host, port=port, threads=threads,
                                     ident="alliance-feedback")
@@ -78,7 +79,21 @@ def worker(relay: bool, consumers: int) -> None:
     """Run queue consumers, the outbox relay and scheduler (reminders, expiry, retries)."""
     from service.runtime import run_forever
 
-    run_forever(_services(), relay=relay, consumers=consumers)
+    services = _services()
+    _declare_queues(services.settings)
+    run_forever(services, relay=relay, consumers=consumers)
+
+
+def _declare_queues(settings) -> None:
+    from service.messaging.declare import QueueMismatch
+    from service.runtime import declare_queues
+
+    try:
+        declare_queues(settings)
+    except QueueMismatch as error:
+        raise click.ClickException(str(error))
+    except ValueError as error:  # a malformed list of broker URLs
+        raise click.ClickException(f"ALLIANCE_BROKER_URL: {error}")
 
 
 @main.group()
@@ -256,8 +271,9 @@ def _read_json(file: str):
 
 
 def _register_extensions() -> None:
-    from service import cli_dlq, cli_doors, cli_keys, cli_science, demo
+    from service import cli_broker, cli_dlq, cli_doors, cli_keys, cli_science, demo
 
+    cli_broker.register(main)
     demo.register(main)
     cli_keys.register(main, _services)
     cli_doors.register(main, practice, _services)

@@ -43,6 +43,7 @@ class Settings:
     max_job_age_hours: float = 48.0
     instruments_dir: Path | None = None
     prometheus_multiproc_dir: str | None = None
+    rabbitmq_queue_type: str = "classic"
 
     @property
     def secret_key(self) -> str:
@@ -91,6 +92,7 @@ class Settings:
             max_job_age_hours=_number(env, "ALLIANCE_MAX_JOB_AGE_HOURS", 48.0),
             instruments_dir=Path(instruments) if instruments else var_dir / "instruments",
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            rabbitmq_queue_type=_queue_type(env, broker_url),
         )
 
 
@@ -146,6 +148,18 @@ def key_weakness(key: str) -> str | None:
     if bits_per_char * len(key) < MIN_KEY_BITS:
         return "it is not random enough (too few different characters)"
     return None
+
+
+def _queue_type(env: Mapping[str, str], broker_url: str) -> str:
+    """classic (the default) or quorum; quorum queues exist only on RabbitMQ."""
+    name = "ALLIANCE_RABBITMQ_QUEUE_TYPE"
+    value = (env.get(name) or "classic").strip().lower()
+    if value not in ("classic", "quorum"):
+        raise ConfigError(f"{name} must be classic or quorum, got {env.get(name)!r}")
+    if value == "quorum" and not broker_url.startswith(("amqp", "pyamqp")):
+        raise ConfigError(f"{name}=quorum needs RabbitMQ (ALLIANCE_BROKER_URL=amqp://…), "
+                          f"not the {broker_url.split(':', 1)[0]!r} broker")
+    return value
 
 
 def _embedded_secret(database_url: str, var_dir: Path) -> str:

@@ -14,7 +14,9 @@ from service.handlers.registry import JOB_HANDLERS
 from service.handlers.runner import JobRunner
 from service.messaging.broker import connect, purge_delivered
 from service.messaging.consumer import JobConsumer
+from service.messaging.declare import ensure_topology
 from service.messaging.relay import Relay, RelayHealth
+from service.messaging.topology import work_queues
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +57,8 @@ class Workers:
         settings = self.services.settings
         relay = Relay(self.services.engine, connect(settings.kombu_url), self.services.clock,
                       redeliver_after=settings.redeliver_after,
-                      health=self.services.relay_health)
+                      health=self.services.relay_health,
+                      queue_type=settings.rabbitmq_queue_type)
         housekeeping = None
         if settings.embedded_broker:
             housekeeping = functools.partial(purge_delivered, settings.embedded_queue_file)
@@ -63,8 +66,10 @@ class Workers:
 
     def _run_consumer(self) -> None:
         runner = JobRunner(self.services, JOB_HANDLERS)
+        settings = self.services.settings
+        queues = work_queues(settings.rabbitmq_queue_type)
         while not self.stop_event.is_set():
-            consumer = JobConsumer(connect(self.services.settings.kombu_url), runner)
+            consumer = JobConsumer(connect(settings.kombu_url), runner, queues)
             self._consumers.append(consumer)
             try:
                 consumer.run()
@@ -76,6 +81,19 @@ class Workers:
             finally:
                 self._consumers.remove(consumer)
                 consumer.connection.release()
+
+
+def declare_queues(settings) -> None:
+    """At start-up, declare the exchanges and queues: a broker whose queues were declared with
+    another type raises QueueMismatch now, not in every consumer thread later. A broker that is
+    down is no reason not to start (the relay and the consumers keep trying)."""
+    with connect(settings.kombu_url) as connection:
+        try:
+            connection.ensure_connection(max_retries=2, timeout=10)
+        except Exception as error:
+            log.warning("broker not reachable at start-up", error=type(error).__name__)
+            return
+        ensure_topology(connection, settings.rabbitmq_queue_type)
 
 
 def run_forever(services: Services, *, relay: bool = True, consumers: int = 1) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -45,6 +47,36 @@ def drop_rabbitmq_vhost(vhost: str) -> None:
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         pass
+
+
+@contextmanager
+def own_rabbitmq_vhost():
+    """A RabbitMQ vhost for one test (queues of another type than the run's), deleted after;
+    yields its AMQP URL and name. Skips (or fails in CI) without rabbitmqctl."""
+    require("rabbitmq")
+    vhost = f"alliance-test-{uuid.uuid4().hex[:10]}"
+    try:
+        subprocess.run(["rabbitmqctl", "add_vhost", vhost], capture_output=True, timeout=60,
+                       check=True)
+        subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                       capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"rabbitmqctl cannot make a vhost: {error}")
+        pytest.skip("rabbitmqctl cannot make a vhost here")
+    base = os.environ.get("ALLIANCE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    try:
+        yield base.rsplit("/", 1)[0].rstrip("/") + "/" + vhost, vhost
+    finally:
+        drop_rabbitmq_vhost(vhost)
+
+
+def rabbitmq_queues(vhost: str) -> dict[str, dict]:
+    """name → {type, arguments} of every queue of a vhost, as `rabbitmqctl list_queues` sees it."""
+    listed = subprocess.run(["rabbitmqctl", "list_queues", "-q", "-p", vhost, "name", "type",
+                             "arguments", "--formatter", "json"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    return {row["name"]: row for row in json.loads(listed.stdout)}
 
 
 def _service_available(kind: str) -> bool:

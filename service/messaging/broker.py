@@ -4,21 +4,43 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sqlite3
 from pathlib import Path
 
 from kombu import Connection
 
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+
+def broker_urls(url: str) -> list[str]:
+    """The nodes of a broker URL: `amqp://a//;amqp://b//;amqp://c//` lists a cluster's nodes
+    (kombu's failover syntax). Several URLs must all be AMQP: failover between unlike brokers
+    would lose sight of the queued messages."""
+    urls = [part.strip() for part in url.split(";") if part.strip()]
+    if not urls:
+        raise ValueError("the broker URL is empty")
+    if len(urls) > 1 and not all(part.startswith(AMQP_SCHEMES) for part in urls):
+        raise ValueError("several broker URLs (separated by ';') must all be amqp:// URLs "
+                         "of the nodes of one RabbitMQ cluster")
+    return urls
+
 
 def connect(url: str) -> Connection:
-    """A kombu connection; AMQP publishes wait for the broker's confirm."""
+    """A kombu connection; AMQP publishes wait for the broker's confirm.
+
+    With several node URLs, each connection starts at a random node and fails over to the next
+    in turn, so a pool of workers spreads over the cluster and outlives the loss of a node."""
+    urls = broker_urls(url)
     options = {}
-    if url.startswith(("amqp", "pyamqp")):
+    if urls[0].startswith(AMQP_SCHEMES):
         options = {"confirm_publish": True}
-    elif url.startswith("sqla+"):
+    elif urls[0].startswith("sqla+"):
         # kombu hands these to create_engine: wait for SQLite's lock instead of failing.
         options = {"connect_args": {"timeout": 30}}
-    return Connection(url, transport_options=options, heartbeat=0, connect_timeout=5)
+    start = random.randrange(len(urls))
+    return Connection(";".join(urls[start:] + urls[:start]), transport_options=options,
+                      heartbeat=0, connect_timeout=5, failover_strategy="round-robin")
 
 
 def purge_delivered(queue_db: Path) -> int:
@@ -38,7 +60,10 @@ def describe_broker(url: str) -> str:
     """The broker in words for operators, without its password."""
     if url.startswith("sqla+sqlite:///"):
         return f"the embedded queue {url.removeprefix('sqla+sqlite:///')}"
-    return f"the broker {Connection(url).as_uri()}"  # kombu masks the password
+    nodes = [Connection(node).as_uri() for node in url.split(";") if node.strip()]
+    if len(nodes) > 1:
+        return f"the broker nodes {', '.join(nodes)}"
+    return f"the broker {nodes[0] if nodes else url}"  # kombu masks the password
 
 
 def what_to_do(url: str) -> str:

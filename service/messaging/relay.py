@@ -13,7 +13,7 @@ from kombu import Connection
 from sqlalchemy import Engine
 
 from service.messaging.broker import describe_broker, what_to_do
-from service.messaging.topology import DEAD_QUEUE, EXCHANGE, route, work_queues
+from service.messaging.topology import EXCHANGE, all_queues, route
 from service.persistence import outbox
 
 log = structlog.get_logger(__name__)
@@ -53,8 +53,10 @@ class RelayHealth:
 
 class Relay:
     def __init__(self, engine: Engine, connection: Connection, clock: Callable, *,
-                 redeliver_after: float, batch: int = 200, health: RelayHealth | None = None):
+                 redeliver_after: float, batch: int = 200, health: RelayHealth | None = None,
+                 queue_type: str = "classic"):
         self.engine = engine
+        self.queues = all_queues(queue_type)
         self.connection = connection
         self.clock = clock
         self.redeliver_after = redeliver_after
@@ -73,7 +75,7 @@ class Relay:
         try:
             producer = self.connection.Producer(serializer="json")
             if not self._declared:
-                for queue in [*work_queues(), DEAD_QUEUE]:
+                for queue in self.queues:
                     queue(self.connection.default_channel).declare()
                 self._declared = True
             for job in jobs:

@@ -70,7 +70,8 @@ def _broker_problem(services) -> str | None:
         return f"{problem}: {what_to_do(settings.kombu_url)}" if problem else None
     try:
         with connect(settings.kombu_url) as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
+            # Ready if any node answers: one try per node of a cluster.
+            connection.ensure_connection(max_retries=max(1, len(connection.alt)), timeout=2)
         return None
     except Exception as error:
         return (f"{describe_broker(settings.kombu_url)} cannot be reached "
