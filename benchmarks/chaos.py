@@ -16,6 +16,12 @@ none otherwise, no job left behind or dead-lettered; and it scans every log line
 wrote for the phone numbers, e-mail addresses, patient ids and answers it used.
 
     .venv/bin/python benchmarks/chaos.py [--sessions 300] [--no-broker-restart]
+
+`--cluster` (`make chaos-cluster`) runs the same flow on a three-node RabbitMQ cluster of its
+own (deploy/rabbitmq_cluster.py, beside the machine's RabbitMQ, which it leaves alone) with
+quorum queues and the node URLs as the broker URL: the node leading the queues is killed with
+SIGKILL and started again later, then another node is restarted gracefully (a rolling restart),
+while a worker is killed and the EHR fails 30 % of requests.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ from harness import (  # noqa: E402
 
 @dataclass(frozen=True)
 class Disturbance:
-    at: float          # seconds after the first webhook
-    what: str          # kill-worker-N | restart-broker | ehr-failing | ehr-healthy | sms-down | sms-up
+    at: float          # seconds after the first webhook (at the earliest: see run_plan)
+    what: str          # kill-worker-N | restart-broker | ehr-failing | ehr-healthy | sms-down |
+                       # sms-up | broker-kill-leader | broker-start-killed | broker-rolling-restart
 
 
 def full_plan(broker_restart: bool = True) -> list[Disturbance]:
@@ -56,6 +63,15 @@ def full_plan(broker_restart: bool = True) -> list[Disturbance]:
     if broker_restart:
         plan.append(Disturbance(11, "restart-broker"))
     return sorted(plan, key=lambda d: d.at)
+
+
+def cluster_plan() -> list[Disturbance]:
+    """`make chaos-cluster`: broker nodes lost and restarted while the sessions flow."""
+    return [
+        Disturbance(2, "ehr-failing"), Disturbance(4, "broker-kill-leader"),
+        Disturbance(8, "kill-worker-0"), Disturbance(12, "broker-start-killed"),
+        Disturbance(18, "broker-rolling-restart"), Disturbance(24, "ehr-healthy"),
+    ]
 
 
 def quick_plan() -> list[Disturbance]:
@@ -76,6 +92,8 @@ class Cluster:
     workers: list[Managed] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     broker_restart_s: float | None = None
+    broker: object | None = None          # a LocalCluster for --cluster
+    killed_node: object | None = None
 
     def start_workers(self, count: int, relays: int, consumers: int) -> None:
         for index in range(count):
@@ -96,6 +114,33 @@ class Cluster:
             control(self.ehr_port, fail_ratio=0.3 if what == "ehr-failing" else 0.0)
         elif what in ("sms-down", "sms-up"):
             control(self.sms_port, down=what == "sms-down")
+        elif what.startswith("broker-"):
+            self._disturb_broker_node(what, started)
+
+    def _disturb_broker_node(self, what: str, started: float) -> None:
+        nodes = self.broker.nodes
+        if what == "broker-kill-leader":
+            leaders = Counter(queue["leader"] for queue in self.broker.queues())
+            self.killed_node = next(n for n in nodes if n.name == leaders.most_common(1)[0][0])
+            self.killed_node.kill()
+            self._note(started, f"SIGKILL {self.killed_node.name} (led {dict(leaders)})")
+        elif what == "broker-start-killed":
+            self.killed_node.start()
+            self.killed_node.await_running()
+            self.broker.await_members(len(nodes))
+            self._note(started, f"{self.killed_node.name} running again, cluster whole")
+        elif what == "broker-rolling-restart":
+            self.broker.await_members(len(nodes))
+            node = next(n for n in nodes if n is not self.killed_node)
+            node.stop()
+            self._note(started, f"{node.name} stopped (rabbitmqctl stop)")
+            node.start()
+            node.await_running()
+            self.broker.await_members(len(nodes))
+            self._note(started, f"{node.name} running again, cluster whole")
+
+    def _note(self, started: float, text: str) -> None:
+        self.log.append(f"{time.monotonic() - started:5.1f} s  {text}")
 
     def stop(self) -> None:
         for process in [*self.workers, *([self.web] if self.web else [])]:
@@ -103,7 +148,22 @@ class Cluster:
 
 
 def run_plan(cluster: Cluster, plan: list[Disturbance], started: float, stop: threading.Event) -> None:
-    for disturbance in plan:
+    """Broker-node disturbances in one lane, the rest in another: a node takes many seconds to
+    start, and the EHR's recovery must not wait for it. Within a lane, in order: a disturbance
+    happens at its time or, if the one before took longer, right after it."""
+    lanes = [[d for d in plan if d.what.startswith("broker-")],
+             [d for d in plan if not d.what.startswith("broker-")]]
+    threads = [threading.Thread(target=_run_lane, args=(cluster, lane, started, stop), daemon=True)
+               for lane in lanes if lane]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _run_lane(cluster: Cluster, lane: list[Disturbance], started: float,
+              stop: threading.Event) -> None:
+    for disturbance in lane:
         if stop.wait(max(0.0, started + disturbance.at - time.monotonic())):
             return
         if disturbance.what == "ehr-healthy":
@@ -222,22 +282,28 @@ def personal_data_in_logs(folder: Path, sessions: list[Session]) -> dict:
 
 
 def run(sessions: int, plan: list[Disturbance], *, pace: float, workers: int = 3, relays: int = 2,
-        consumers: int = 2, recovery_timeout: float = 300.0, work: Path | None = None) -> dict:
-    """Start everything, let the sessions flow through the plan, recover, check."""
+        consumers: int = 2, recovery_timeout: float = 300.0, work: Path | None = None,
+        broker=None) -> dict:
+    """Start everything, let the sessions flow through the plan, recover, check.
+
+    `broker`: a running LocalCluster (deploy/rabbitmq_cluster.py) to use with quorum queues
+    instead of the machine's RabbitMQ."""
     work = work or run_folder("chaos")
     peers, ehr_port, sms_port = start_peers(work / "peers.log")
     cluster = None
+    queue_type = "quorum" if broker else "classic"
     try:
         with fresh_database() as database_url:
             web_port = free_port()
             base_url = f"http://127.0.0.1:{web_port}"
-            broker_url = isolated_broker_url()
+            broker_url = broker.urls() if broker else isolated_broker_url()
             env = service_env(work / "var", database_url, base_url, broker_url,
                               # Bounds how long a job published into a lost message waits.
-                              ALLIANCE_REDELIVER_AFTER="20", ALLIANCE_RELAY_INTERVAL="0.1")
+                              ALLIANCE_REDELIVER_AFTER="20", ALLIANCE_RELAY_INTERVAL="0.1",
+                              ALLIANCE_RABBITMQ_QUEUE_TYPE=queue_type)
             prepare_service(env, practice_document(ehr_port, sms_port), work)
-            purge_queues(broker_url)
-            cluster = Cluster(env, work, ehr_port, sms_port)
+            purge_queues(broker_url, queue_type)
+            cluster = Cluster(env, work, ehr_port, sms_port, broker=broker)
             cluster.web = start_web(env, web_port, work / "web.log", workers=3)
             cluster.start_workers(workers, relays, consumers)
             planned = make_sessions(sessions, uuid.uuid4().hex[:6])
@@ -249,17 +315,23 @@ def run(sessions: int, plan: list[Disturbance], *, pace: float, workers: int = 3
             try:
                 report = driver.run(lambda: written_back(ehr_port, planned), recovery_timeout)
             finally:
+                # A broker node still restarting finishes first: nothing is checked mid-way.
+                chaos.join(300 if broker else 0)
                 stop.set()
                 chaos.join(60)
                 control(ehr_port, fail_ratio=0.0)
                 control(sms_port, down=False)
             time.sleep(3)  # late duplicates, if any, would arrive now
+            queues = broker.queues() if broker else None
             checks = verify(database_url, ehr_port, sms_port, planned)
             cluster.stop()
             privacy = personal_data_in_logs(work, planned)
             return {
                 "sessions": sessions, "pace_per_s": pace, "worker_processes": workers,
                 "relays": relays, "consumers_per_worker": consumers,
+                "broker": f"{len(broker.nodes)}-node cluster, quorum queues" if broker
+                else "the machine's RabbitMQ, classic queues",
+                "queues_after": queues,
                 "timeline": cluster.log, "broker_restart_s": cluster.broker_restart_s,
                 "all_written_back_after_s": round(report.finished - report.started, 1),
                 "webhook_answers": report.webhook_statuses, "answer_statuses": report.answer_statuses,
@@ -271,25 +343,51 @@ def run(sessions: int, plan: list[Disturbance], *, pace: float, workers: int = 3
         if cluster:
             cluster.stop()
         peers.stop()
-        ensure_rabbitmq_running()
+        if not broker:
+            ensure_rabbitmq_running()
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=300)
-    parser.add_argument("--pace", type=float, default=12.0, help="sessions per second the EHR reports")
+    parser.add_argument("--pace", type=float, default=None,
+                        help="sessions per second the EHR reports (12; 6 with --cluster, so the "
+                             "flow lasts while broker nodes take their time to start)")
     parser.add_argument("--no-broker-restart", action="store_true")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a three-node RabbitMQ cluster of its own, quorum queues")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
-    result = {**run_facts(" ".join(["benchmarks/chaos.py", *(argv or sys.argv[1:])])),
-              **run(args.sessions, full_plan(not args.no_broker_restart), pace=args.pace,
-                    recovery_timeout=args.timeout)}
+    facts = run_facts(" ".join(["benchmarks/chaos.py", *(argv or sys.argv[1:])]))
+    if args.cluster:
+        result = {**facts, **run_on_a_cluster(args.sessions, args.pace or 6.0, args.timeout)}
+    else:
+        result = {**facts, **run(args.sessions, full_plan(not args.no_broker_restart),
+                                 pace=args.pace or 12.0, recovery_timeout=args.timeout)}
     print(json.dumps(result, indent=2))
     save_result(result, Path(result["logs"]))
     if result["problem_count"] or result["logs_scan"]["found"]:
         raise SystemExit(1)
     return result
 
+
+def run_on_a_cluster(sessions: int, pace: float, timeout: float) -> dict:
+    """Start three RabbitMQ nodes of our own, run the cluster plan on them, stop them."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
+    from rabbitmq_cluster import LocalCluster
+
+    work = run_folder("chaos-cluster")
+    broker = LocalCluster(work / "rabbitmq")
+    began = time.monotonic()
+    try:
+        broker.start()
+        formed_s = round(time.monotonic() - began, 1)
+        result = run(sessions, cluster_plan(), pace=pace, recovery_timeout=timeout, work=work,
+                     broker=broker)
+        return {**result, "cluster_formed_s": formed_s,
+                "cluster_nodes": [node.name for node in broker.nodes]}
+    finally:
+        broker.stop()
 
 if __name__ == "__main__":
     main()

@@ -263,15 +263,15 @@ def isolated_broker_url() -> str:
     return AMQP_URL[:-1] + BENCH_VHOST
 
 
-def purge_queues(amqp_url: str = AMQP_URL) -> None:
+def purge_queues(amqp_url: str = AMQP_URL, queue_type: str = "classic") -> None:
     """Empty our work queues, so messages of an earlier run do not count in this one."""
     from kombu import Connection
 
-    from service.messaging.topology import DEAD_QUEUE, work_queues
+    from service.messaging.topology import all_queues
 
     with Connection(amqp_url, connect_timeout=5) as connection:
         channel = connection.default_channel
-        for queue_ in [*work_queues(), DEAD_QUEUE]:
+        for queue_ in all_queues(queue_type):
             bound = queue_(channel)
             bound.declare()
             bound.purge()
