@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ENV := ALLIANCE_DEMO=1 ALLIANCE_LOG_FORMAT=console
 
-.PHONY: run test test-fast bench chaos chaos-cluster clean
+.PHONY: run test test-fast bench chaos chaos-cluster scaling clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ chaos: $(VENV)/.installed-test
 # machine's RabbitMQ alone; about 3 minutes. See docs/reliability.md.
 chaos-cluster: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/chaos.py --cluster
+
+# The curve of consumers (1-32) x relay interval -> sessions/s, job p99, worker RSS, PostgreSQL
+# connections, 300 sessions a point on PostgreSQL + RabbitMQ; about 15 minutes on a quiet
+# 2-core machine. Run it on a quiet machine: docs/scaling.md takes its table from it.
+scaling: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -42,7 +42,7 @@ from harness import (  # noqa: E402
     Driver, Managed, Session, control, ensure_rabbitmq_running, free_port, fresh_database,
     isolated_broker_url, make_sessions, practice_document, prepare_service, purge_queues,
     restart_rabbitmq, run_facts, run_folder, save_result, service_env, start_peers, start_web, start_worker,
-    stats, written_back,
+    stats, written_back, await_workers_started,
 )
 
 
@@ -68,9 +68,9 @@ def full_plan(broker_restart: bool = True) -> list[Disturbance]:
 def cluster_plan() -> list[Disturbance]:
     """`make chaos-cluster`: broker nodes lost and restarted while the sessions flow."""
     return [
-        Disturbance(2, "ehr-failing"), Disturbance(4, "broker-kill-leader"),
-        Disturbance(8, "kill-worker-0"), Disturbance(12, "broker-start-killed"),
-        Disturbance(18, "broker-rolling-restart"), Disturbance(24, "ehr-healthy"),
+        Disturbance(2, "ehr-failing"), Disturbance(5, "broker-kill-leader"),
+        Disturbance(10, "kill-worker-0"), Disturbance(15, "broker-start-killed"),
+        Disturbance(25, "broker-rolling-restart"), Disturbance(30, "ehr-healthy"),
     ]
 
 
@@ -94,11 +94,17 @@ class Cluster:
     broker_restart_s: float | None = None
     broker: object | None = None          # a LocalCluster for --cluster
     killed_node: object | None = None
+    leaders: Counter | None = None        # queues led per broker node, before the flow
 
     def start_workers(self, count: int, relays: int, consumers: int) -> None:
         for index in range(count):
             self.workers.append(start_worker(self.env, self.work / f"worker-{index}.log",
                                              relay=index < relays, consumers=consumers))
+
+    def await_workers(self, timeout: float = 120.0) -> None:
+        """Until every worker has declared its queues and started: the timeline's clock starts
+        with the first webhook, and the first disturbance must not hit a worker still starting."""
+        await_workers_started(self.workers, timeout)
 
     def disturb(self, disturbance: Disturbance, started: float) -> None:
         what = disturbance.what
@@ -120,10 +126,12 @@ class Cluster:
     def _disturb_broker_node(self, what: str, started: float) -> None:
         nodes = self.broker.nodes
         if what == "broker-kill-leader":
-            leaders = Counter(queue["leader"] for queue in self.broker.queues())
+            # Known before the flow began: rabbitmqctl takes seconds to answer on a busy machine.
+            leaders = self.leaders or Counter(queue["leader"] for queue in self.broker.queues())
             self.killed_node = next(n for n in nodes if n.name == leaders.most_common(1)[0][0])
             self.killed_node.kill()
-            self._note(started, f"SIGKILL {self.killed_node.name} (led {dict(leaders)})")
+            self._note(started, f"SIGKILL {self.killed_node.name} (leader of "
+                                f"{leaders[self.killed_node.name]} of {sum(leaders.values())} queues)")
         elif what == "broker-start-killed":
             self.killed_node.start()
             self.killed_node.await_running()
@@ -306,6 +314,9 @@ def run(sessions: int, plan: list[Disturbance], *, pace: float, workers: int = 3
             cluster = Cluster(env, work, ehr_port, sms_port, broker=broker)
             cluster.web = start_web(env, web_port, work / "web.log", workers=3)
             cluster.start_workers(workers, relays, consumers)
+            cluster.await_workers()
+            if broker:
+                cluster.leaders = Counter(queue["leader"] for queue in broker.queues())
             planned = make_sessions(sessions, uuid.uuid4().hex[:6])
             driver = Driver(base_url, sms_port, planned, pace=pace, retry_for=recovery_timeout)
             stop = threading.Event()

@@ -357,6 +357,12 @@ def start_worker(env: dict, log: Path, *, relay: bool = True, consumers: int = 2
     return Managed("worker", args, env, log)
 
 
+def await_workers_started(workers: list[Managed], timeout: float = 120.0) -> None:
+    """Until every `alliance worker` has declared its queues and started its threads."""
+    wait_for(lambda: all(b'"worker started"' in worker.log.read_bytes() for worker in workers),
+             timeout, "the workers to start", every=0.25)
+
+
 def start_peers(log: Path) -> tuple[Managed, int, int]:
     ehr_port, sms_port = free_port(), free_port()
     peers = Managed("peers", [sys.executable, ROOT / "benchmarks" / "peers.py",

@@ -144,7 +144,10 @@ class Node:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
-        return Path(f"/proc/{pid}").exists() and b"beam" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        try:  # the pid file may outlive the VM, and the pid be reused
+            return b"beam" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL of the Erlang VM: a crashed host, no goodbye to the cluster."""
@@ -266,7 +269,8 @@ class LocalCluster:
             cookie.write_text(secrets.token_hex(20).upper())
             cookie.chmod(0o400)
         (self.folder / "rabbitmq-env.conf").write_text(
-            "# Empty on purpose: the packaged /etc/rabbitmq/rabbitmq-env.conf names another node.\n")
+            "# Empty on purpose: the packaged /etc/rabbitmq/rabbitmq-env.conf names another node."
+            "\n")
         (self.folder / "enabled_plugins").write_text("[].\n")
         for node in self.nodes:
             node.write_files()

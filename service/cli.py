@@ -74,14 +74,15 @@ def _exit_on_signal(*_args) -> None:
 
 @main.command()
 @click.option("--relay/--no-relay", default=True, show_default=True, help="Also run an outbox relay.")
-@click.option("--consumers", default=2, show_default=True, type=click.IntRange(1, 32))
-def worker(relay: bool, consumers: int) -> None:
+@click.option("--consumers", default=None, type=click.IntRange(1, 32),
+              help="Consumer threads (default: 4 per CPU, at most 16; see docs/scaling.md).")
+def worker(relay: bool, consumers: int | None) -> None:
     """Run queue consumers, the outbox relay and scheduler (reminders, expiry, retries)."""
-    from service.runtime import run_forever
+    from service.runtime import default_consumers, run_forever
 
     services = _services()
     _declare_queues(services.settings)
-    run_forever(services, relay=relay, consumers=consumers)
+    run_forever(services, relay=relay, consumers=consumers or default_consumers())
 
 
 def _declare_queues(settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import threading
 import time
@@ -19,6 +20,20 @@ from service.messaging.relay import Relay, RelayHealth
 from service.messaging.topology import work_queues
 
 log = structlog.get_logger(__name__)
+
+
+# A consumer spends most of a job waiting (on PostgreSQL commits, the EHR, the SMS provider),
+# not computing: more consumers than cores keep the cores busy (docs/scaling.md has the curve).
+# Each running job holds one database connection; a process's pool has 20 (10 + 10 overflow),
+# and the relay needs one too, so 16 leaves room.
+CONSUMERS_PER_CPU = 4
+MAX_DEFAULT_CONSUMERS = 16
+
+
+def default_consumers(cpus: int | None = None) -> int:
+    """`alliance worker`'s consumer threads when --consumers is not given."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(2, min(CONSUMERS_PER_CPU * cpus, MAX_DEFAULT_CONSUMERS))
 
 
 class Workers:

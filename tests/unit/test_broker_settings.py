@@ -28,7 +28,8 @@ def test_quorum_is_accepted_on_rabbitmq_in_any_case():
 
 @pytest.mark.parametrize("value", ["mirrored", "stream", "quorum,classic"])
 def test_an_unknown_queue_type_is_refused_by_name(value):
-    with pytest.raises(ConfigError, match=f"ALLIANCE_RABBITMQ_QUEUE_TYPE must be classic or quorum, got '{value}'"):
+    expected = f"ALLIANCE_RABBITMQ_QUEUE_TYPE must be classic or quorum, got '{value}'"
+    with pytest.raises(ConfigError, match=expected):
         settings(ALLIANCE_BROKER_URL=NODES, ALLIANCE_RABBITMQ_QUEUE_TYPE=value)
 
 
@@ -69,3 +70,9 @@ def test_quorum_queues_carry_a_delivery_limit_and_keep_dead_lettering():
     assert all("x-queue-type" not in (q.queue_arguments or {}) for q in all_queues("classic"))
     with pytest.raises(ValueError):
         work_queues("stream")
+
+
+def test_default_consumers_follow_the_cpus_within_the_connection_pool():
+    from service.runtime import default_consumers
+
+    assert [default_consumers(cpus) for cpus in (1, 2, 4, 8, 64)] == [4, 8, 16, 16, 16]

@@ -72,7 +72,8 @@ def test_the_stack_has_what_production_needs():
     assert set(by_kind("Deployment")) == {"alliance-web", "alliance-worker"}
     assert set(by_kind("PodDisruptionBudget")) == {"alliance-web", "alliance-worker"}
     job = by_kind("Job")["alliance-migrate"]
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["alliance", "db", "upgrade"]
+    migrate = job["spec"]["template"]["spec"]["containers"][0]
+    assert migrate["command"] == ["alliance", "db", "upgrade"]
     web = by_kind("Deployment")["alliance-web"]["spec"]["template"]["spec"]["containers"][0]
     assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -96,7 +97,8 @@ def test_pods_read_the_settings_and_the_secret_and_nothing_secret_is_committed()
                                 re.MULTILINE))
     assert all(SETTING.match(key) for key in settings)
     assert set(settings) - {"GUNICORN_WORKERS", "PROMETHEUS_MULTIPROC_DIR"} <= documented
-    assert not {"ALLIANCE_SECRET_KEY", "ALLIANCE_DATABASE_URL", "ALLIANCE_BROKER_URL"} & set(settings)
+    secret = {"ALLIANCE_SECRET_KEY", "ALLIANCE_DATABASE_URL", "ALLIANCE_BROKER_URL"}
+    assert not secret & set(settings)
     assert by_kind("Secret") == {}, "Secrets are generated (deploy/new_secrets.py), not committed"
     pods = [doc["spec"]["template"]["spec"] for doc in manifests()
             if doc["kind"] in ("Deployment", "Job")]
