@@ -45,7 +45,7 @@ chaos: $(VENV)/.installed-test
 # The same 300 sessions on a three-node RabbitMQ cluster of its own (quorum queues, node URLs
 # as the broker URL): the node leading the queues is killed with SIGKILL and started again, a
 # second node is restarted gracefully, a worker is killed, the EHR fails 30 %. Leaves the
-# machine's RabbitMQ alone; about 3 minutes. See docs/reliability.md.
+# machine's RabbitMQ alone; about 5 minutes. See docs/reliability.md.
 chaos-cluster: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/chaos.py --cluster
 

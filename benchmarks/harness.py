@@ -419,6 +419,7 @@ class DriverReport:
     duplicate_sms: int = 0
     answers_stored: int = 0
     answer_statuses: dict = field(default_factory=dict)
+    all_sent: float | None = None      # when the last webhook was accepted
     finished: float | None = None
 
 
@@ -459,6 +460,7 @@ class Driver:
                     time.sleep(1 / self.pace)
             for sent in sends:
                 sent.result()
+            self.report.all_sent = time.monotonic()
             try:
                 wait_for(until_complete, timeout, "every session to be written back", every=0.25)
                 self.report.finished = time.monotonic()
