@@ -8,12 +8,13 @@ from service.config import ConfigError, Settings
 from service.messaging.broker import broker_urls, connect
 from service.messaging.topology import all_queues, work_queues
 
+KEY = "tA9c-QmX2vL7pR4sZ8yWbN1eK6uJ0hGfD3oVi5Ct"
 NODES = ("amqp://alliance:pw@mq-1:5672//;amqp://alliance:pw@mq-2:5672//;"
          "amqp://alliance:pw@mq-3:5672//")
 
 
 def settings(**env) -> Settings:
-    return Settings.from_env({"ALLIANCE_SECRET_KEY": "k" * 40, **env})
+    return Settings.from_env({"ALLIANCE_SECRET_KEY": KEY, **env})
 
 
 def test_queue_type_defaults_to_classic():
