@@ -112,15 +112,25 @@ class Node:
         log.close()
 
     def await_running(self, timeout: float = 300.0) -> None:
-        """Until the node has booted (await_startup needs the VM to be up already)."""
+        """Until the node has booted: its AMQP listener opens last, after the node has rejoined
+        its cluster and its queues. (A TCP check, because a CLI call can take tens of seconds
+        on a machine under load.)"""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start; see {self.home / 'log'}")
-            if self.alive() and self._running():
+            if self.alive() and self.accepting():
                 return
-            time.sleep(1)
+            time.sleep(0.5)
         raise TimeoutError(f"{self.name} did not start in {timeout:.0f} s; see {self.home / 'log'}")
+
+    def accepting(self) -> bool:
+        """The node's AMQP port takes connections."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.amqp_port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def _running(self) -> bool:
         """The node runs RabbitMQ (not only the Erlang VM). A CLI call can take tens of
