@@ -139,8 +139,8 @@ class Cluster:
             leaders = self.leaders or Counter(queue["leader"] for queue in self.broker.queues())
             self.killed_node = next(n for n in nodes if n.name == leaders.most_common(1)[0][0])
             self.killed_node.kill()
-            self._note(started, f"SIGKILL {self.killed_node.name} (leader of "
-                                f"{leaders[self.killed_node.name]} of {sum(leaders.values())} queues)")
+            led, total = leaders[self.killed_node.name], sum(leaders.values())
+            self._note(started, f"SIGKILL {self.killed_node.name} (leader of {led} of {total} queues)")
             # Who leads now (the survivors elect new leaders within seconds): the target of the
             # rolling restart, asked now because rabbitmqctl is slow on a busy machine.
             time.sleep(3)

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
     Driver, MemorySampler, await_workers_started, fresh_database, free_port, isolated_broker_url,
-    make_sessions, practice_document, prepare_service, purge_queues, run_facts, run_folder, save_result,
-    service_env, start_peers, start_web, start_worker, written_back,
+    make_sessions, practice_document, prepare_service, purge_queues, run_facts, run_folder,
+    save_result, service_env, start_peers, start_web, start_worker, written_back,
 )
 
 FULL_CONSUMERS = [1, 2, 4, 8, 16, 32]
