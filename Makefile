@@ -50,7 +50,7 @@ chaos-cluster: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/chaos.py --cluster
 
 # The curve of consumers (1-32) x relay interval -> sessions/s, job p99, worker RSS, PostgreSQL
-# connections, 300 sessions a point on PostgreSQL + RabbitMQ; about 15 minutes on a quiet
+# connections, 300 sessions a point on PostgreSQL + RabbitMQ; 15-25 minutes on a quiet
 # 2-core machine. Run it on a quiet machine: docs/scaling.md takes its table from it.
 scaling: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/scaling.py

@@ -77,3 +77,11 @@ def test_default_consumers_follow_the_cpus_within_the_connection_pool():
     from service.runtime import default_consumers
 
     assert [default_consumers(cpus) for cpus in (1, 2, 4, 8, 64)] == [4, 8, 16, 16, 16]
+
+
+def test_a_cluster_is_described_by_its_nodes_without_passwords():
+    from service.messaging.broker import describe_broker
+
+    described = describe_broker(NODES)
+    assert "pw" not in described
+    assert all(f"mq-{n}:5672" in described for n in (1, 2, 3))
