@@ -272,12 +272,15 @@ def _read_json(file: str):
 
 
 def _register_extensions() -> None:
-    from service import cli_broker, cli_dlq, cli_doors, cli_keys, cli_science, demo
+    from service import (
+        cli_api_keys, cli_broker, cli_dlq, cli_doors, cli_keys, cli_science, demo,
+    )
 
     cli_broker.register(main)
     demo.register(main)
     cli_keys.register(main, _services)
     cli_doors.register(main, practice, _services)
+    cli_api_keys.register(practice)
     cli_science.register(main, practice_rules_lookup=_practice_rules)
     cli_dlq.register(main, _services)
 

@@ -160,3 +160,17 @@ poll_cursors = Table(
     Column("failures", Integer, nullable=False, default=0),  # in a row: 429/5xx back off
     Column("last_error", String(300)),                       # plain words, no personal data
 )
+
+# --- practice API keys (the alerts API; `alliance practice api-key create|revoke`) ----------
+
+practice_api_keys = Table(
+    "practice_api_keys", metadata,
+    Column("id", String(32), primary_key=True),              # the key id, the key's visible prefix
+    Column("practice_id", String(64), ForeignKey("practices.id"), nullable=False),
+    # SHA-256 of the whole key, hex: the key itself is shown once and never stored.
+    Column("digest", String(64), nullable=False),
+    Column("label", String(200)),
+    _when("created_at", False),
+    _when("revoked_at"),
+    Index("ix_api_keys_practice", "practice_id"),
+)

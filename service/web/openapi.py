@@ -10,6 +10,7 @@ from functools import lru_cache
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from schemas.alerts import Alert, AlertsPage
 from schemas.events import (
     EventAccepted, EventOutcome, NativeEvent, NotificationAnswer, Problem, SessionCompletedEvent,
 )
@@ -21,7 +22,7 @@ SCHEMAS = {
     "EventOutcome": EventOutcome, "EventAccepted": EventAccepted,
     "NotificationAnswer": NotificationAnswer, "SurveyView": SurveyView,
     "AnswersRequest": AnswersRequest, "ResponseAccepted": ResponseAccepted,
-    "Health": Health, "Readiness": Readiness,
+    "Health": Health, "Readiness": Readiness, "Alert": Alert, "AlertsPage": AlertsPage,
 }
 PRACTICE = {"name": "practice_id", "in": "path", "required": True, "schema": {"type": "string"},
             "description": "the practice's id, as in its document"}
@@ -139,6 +140,22 @@ def _surveys(spec: APISpec) -> None:
                       **_problems(*unavailable, ("422", "invalid answers, each item named in `errors`"))}}})
 
 
+def _alerts(spec: APISpec) -> None:
+    from schemas.alerts import AlertsQuery
+
+    spec.path("/api/v1/practices/{practice_id}/alerts", parameters=[PRACTICE], operations={"get": {
+        "summary": "The practice's open alliance ruptures, and those closed since `since`",
+        "description": "For the practice's own software (the Canvas plugin's banners): ids and "
+                       "plain words only, no contact data. Ordered by id; paged with `cursor`.",
+        "security": [{"practiceApiKey": []}],
+        "parameters": [{"in": "query", "schema": AlertsQuery}],
+        "responses": {
+            "200": _json("AlertsPage", "one page of alerts"),
+            **_problems(("401", "no live API key of this practice (also for an unknown practice)"),
+                        ("405", "only GET"),
+                        ("422", "invalid query parameters, each named in `errors`"))}}})
+
+
 def _operations(spec: APISpec) -> None:
     spec.path("/healthz", operations={"get": {
         "summary": "The process is up", "responses": {"200": _json("Health", "up")}}})
@@ -172,6 +189,10 @@ def openapi_document() -> dict:
         "description": "'sha256=' hex HMAC-SHA256 of the raw body keyed with fhir_notifications.hub_secret"})
     spec.components.security_scheme("hl7v2ChannelToken", {
         "type": "http", "scheme": "bearer", "description": "the practice's hl7v2.channel_token"})
-    for add in (_native_events, _fhir_notifications, _hl7v2, _sms_inbound, _surveys, _operations):
+    spec.components.security_scheme("practiceApiKey", {
+        "type": "http", "scheme": "bearer",
+        "description": "a practice API key from `alliance practice api-key create PRACTICE`"})
+    for add in (_native_events, _fhir_notifications, _hl7v2, _sms_inbound, _surveys, _alerts,
+                _operations):
         add(spec)
     return spec.to_dict()

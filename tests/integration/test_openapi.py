@@ -93,6 +93,15 @@ def survey_token(app, clock, run_due, channels) -> str:
     return channels["sms"].sent[-1].link.rsplit("/s/", 1)[1]
 
 
+@pytest.fixture
+def api_key(services, practice) -> str:
+    """A live key of the practice, so generated requests also reach the alerts API's answers."""
+    from service import api_keys
+
+    with services.engine.begin() as conn:
+        return api_keys.create(conn, "northside", services.clock()).key
+
+
 # Every operation with valid input; those that take a body also with invalid bodies (a path
 # or header of type string leaves nothing to make invalid).
 OPERATIONS = [
@@ -104,7 +113,7 @@ OPERATIONS = [
 ]
 
 
-def _steer(case, survey_token: str, clock) -> dict:
+def _steer(case, survey_token: str, clock, api_key: str) -> dict:
     """Point about half the generated requests at real data and sign them, so they get past the
     404 and 401 checks into parsing, validation and storage; the rest stay as generated."""
     parameters = case.path_parameters or {}
@@ -121,11 +130,14 @@ def _steer(case, survey_token: str, clock) -> dict:
         return {"data": body, "headers": {k: v for k, v in headers.items() if k != "content-type"}}
     if case.path == "/webhooks/{practice_id}/fhir":
         return {"headers": {"Authorization": f"Bearer {FHIR_TOKEN}"}}
+    if case.path == "/api/v1/practices/{practice_id}/alerts":
+        return {"headers": {"Authorization": f"Bearer {api_key}"}}
     return {}
 
 
 @pytest.mark.parametrize("method, path, mode", OPERATIONS, ids=[f"{m} {p} {g.value}" for m, p, g in OPERATIONS])
-def test_generated_requests_find_no_server_error(app, survey_token, clock, method, path, mode):
+def test_generated_requests_find_no_server_error(app, survey_token, api_key, clock, method, path,
+                                                 mode):
     operation = schemathesis.openapi.from_wsgi("/openapi.json", app)[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -134,6 +146,6 @@ def test_generated_requests_find_no_server_error(app, survey_token, clock, metho
         case.call_and_validate(
             checks=[not_a_server_error, status_code_conformance, content_type_conformance,
                     response_schema_conformance],
-            **_steer(case, survey_token, clock))
+            **_steer(case, survey_token, clock, api_key))
 
     exercise()
