@@ -26,6 +26,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	tests/setup-browser.sh
+	tests/setup-canvas-sdk.sh
 	$(BIN)/pytest
 
 # Needs PostgreSQL and RabbitMQ (as for `make test`) and wrk (apt-get install -y wrk).
@@ -56,4 +57,4 @@ scaling: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/scaling.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .venv-canvas var .pytest_cache
