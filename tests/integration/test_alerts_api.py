@@ -17,7 +17,7 @@ from service import api_keys
 from service.cli import main
 from service.persistence.tables import practice_api_keys, rupture_episodes, surveys
 from service.web import create_app
-from support import answer_one_survey, practice_document
+from support import TEST_SECRET_KEY, answer_one_survey, practice_document
 
 LOW = {"bond": 1, "goals": 1, "approach": 1, "overall": 1, "tension": True, "tension_intensity": 5}
 HIGH = {"bond": 9, "goals": 9, "approach": 9, "overall": 9, "tension": False}
@@ -30,7 +30,7 @@ def alliance(database, settings_for, practice):
     """The command line, on the same database as `services`."""
     url, _engine = database
     env = {"ALLIANCE_DATABASE_URL": url, "ALLIANCE_BROKER_URL": "embedded",
-           "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40, "ALLIANCE_LOG_LEVEL": "WARNING",
+           "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY, "ALLIANCE_LOG_LEVEL": "WARNING",
            "ALLIANCE_VAR_DIR": str(settings_for(url).var_dir)}
     runner = CliRunner()
     return lambda *args: runner.invoke(main, list(args), env=env, catch_exceptions=False)
