@@ -11,6 +11,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 from schemas.base import StrictSchema
 from schemas.doors import EhrPoll, Hl7v2
 from schemas.identifier_systems import IdentifierSystems
+from schemas.smart_app import SmartApp
 
 PRACTICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -140,6 +141,7 @@ class PracticeDocument(StrictSchema):
     hl7v2 = fields.Nested(Hl7v2, load_default=None, allow_none=True)
     survey = fields.Nested(SurveySettings, load_default=lambda: SurveySettings().load({}))
     rupture_rules = fields.Dict(load_default=dict)
+    smart_app = fields.Nested(SmartApp, load_default=None, allow_none=True)
 
     @validates("timezone")
     def _known_zone(self, value, **_kwargs):

@@ -20,6 +20,7 @@ SECRET_FIELDS = {
     ("delivery", "sms", "auth_token"), ("delivery", "email", "password"),
     ("fhir_notifications", "channel_token"), ("fhir_notifications", "hub_secret"),
     ("hl7v2", "channel_token"),
+    ("smart_app", "client_secret"), ("smart_app", "private_key_jwk"),
 }
 
 
@@ -61,6 +62,10 @@ class Practice:
     @property
     def hl7v2(self) -> dict:
         return self.document.get("hl7v2") or {}
+
+    @property
+    def smart_app(self) -> dict | None:
+        return self.document.get("smart_app")
 
     @property
     def rupture_rules(self) -> dict:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .instruments import TOTAL, Instrument
+from .instruments import TOTAL, Instrument, ReliableChange
 from .rupture_rules import RuptureRules
 from .scoring import Scores, plain_number
 
@@ -34,6 +34,38 @@ class DropTrigger:
     baseline: float
     sigma: float
     rise_threshold: float
+
+
+
+@dataclass(frozen=True)
+class UsualLevel:
+    """What the drop rules judge one scale's next value against: the client's usual level."""
+
+    baseline: float  # median of the last ≤ baseline_sessions returned surveys
+    sigma: float  # the stricter of the client's own SD and the between-client SD, ≥ SE
+    own_sd: float | None  # the client's own SD; None until own_sd_min_sessions surveys
+
+    @property
+    def band(self) -> tuple[float, float]:
+        """baseline ± 1 σ: the client's usual range (with default rules, below it is a watch)."""
+        return self.baseline - self.sigma, self.baseline + self.sigma
+
+
+def usual_level(
+    earlier: Sequence[float], change: ReliableChange, rules: RuptureRules
+) -> UsualLevel | None:
+    """The usual level from the earlier returned values of one scale; None before any.
+
+    The trend view draws its band from this same function (service/clinician/trend.py).
+    """
+    if not earlier:
+        return None
+    baseline = statistics.median(earlier[-rules.baseline_sessions :])
+    spread = earlier[-rules.own_sd_sessions :]
+    own_sd = statistics.stdev(spread) if len(spread) >= rules.own_sd_min_sessions else None
+    # Gumz 2012: the stricter of the client's own and the between-client variability.
+    sigma = max(own_sd or 0.0, change.between_client_sd, change.measurement_error)
+    return UsualLevel(baseline, sigma, own_sd)
 
 
 class SessionRules:
@@ -115,27 +147,23 @@ class SessionRules:
 
     def _drop(self, scale: str, value: float) -> list[Finding]:
         earlier = [scores.scale(scale) for scores in self.returned]
-        if not earlier:
-            return []
-        window = earlier[-self.rules.baseline_sessions :]
-        baseline = statistics.median(window)
         change = self.instrument.reliable_change[scale]
-        spread = earlier[-self.rules.own_sd_sessions :]
-        own_sd = statistics.stdev(spread) if len(spread) >= self.rules.own_sd_min_sessions else 0.0
-        # Gumz 2012: the stricter of the client's own and the between-client variability.
-        sigma = max(own_sd, change.between_client_sd, change.measurement_error)
+        level = usual_level(earlier, change, self.rules)
+        if level is None:
+            return []
+        own_sd = level.own_sd or 0.0
         step_noise = math.sqrt(2.0) * max(own_sd, change.measurement_error)
         drop = _Drop(
             name=scale_label(self.instrument, scale),
             value=value,
             previous=earlier[-1],
-            baseline=baseline,
-            sigma=sigma,
+            baseline=level.baseline,
+            sigma=level.sigma,
             rc_rupture=self.rules.rc_rupture_z * step_noise,
             rc_watch=self.rules.rc_watch_z * step_noise,
-            own_noise_known=len(spread) >= self.rules.own_sd_min_sessions,
+            own_noise_known=level.own_sd is not None,
         )
-        trigger = DropTrigger(scale, baseline, sigma, drop.rc_watch)
+        trigger = DropTrigger(scale, level.baseline, level.sigma, drop.rc_watch)
         return drop.findings(self.rules, earlier, trigger)
 
     def _ceiling(self, scores: Scores) -> list[Finding]:

@@ -174,3 +174,33 @@ practice_api_keys = Table(
     _when("revoked_at"),
     Index("ix_api_keys_practice", "practice_id"),
 )
+
+# The SMART trend app (CONTRACT §8.2). Both tables are keyed by the SHA-256 of a random value
+# the browser holds (the OAuth `state`, the session cookie), so a database read leaks no usable
+# handle. Embedded browsers share sessionStorage between app instances, so all state lives here.
+smart_launches = Table(
+    "smart_launches", metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("browser_hash", String(64), nullable=False),      # the browser cookie it is bound to
+    Column("iss", String(500), nullable=False),
+    Column("launch", String(500)),                            # None for a standalone launch
+    Column("sealed_verifier", Text, nullable=False),          # PKCE verifier, Fernet-encrypted
+    Column("nonce", String(64), nullable=False),
+    _when("created_at", False),
+    _when("expires_at", False),
+    _when("used_at"),
+    Index("ix_smart_launches_expiry", "expires_at"),
+)
+
+smart_sessions = Table(
+    "smart_sessions", metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("patient_id", String(200), nullable=False),        # the launch context's patient
+    Column("fhir_user", String(500)),                         # from a verified id_token
+    Column("iss", String(500), nullable=False),
+    _when("created_at", False),
+    _when("expires_at", False),
+    Index("ix_smart_sessions_expiry", "expires_at"),
+)
