@@ -50,6 +50,7 @@ class FakeSmartServer:
     codes: dict = field(default_factory=dict)
     refusals: list = field(default_factory=list)  # what the server refused, for assertions
     token_requests: list = field(default_factory=list)
+    consent_page: bool = False  # answer authorize with an "Allow" link instead of a redirect
 
     def __post_init__(self):
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -113,7 +114,11 @@ class FakeSmartServer:
         self.codes[code] = Issued(CLIENT_ID, self.redirect_uri, args["code_challenge"],
                                   self.launches[launch] if launch else self.patient,
                                   args.get("nonce"), args["scope"], time.time())
-        return _redirect(f"{self.redirect_uri}?{urlencode({'code': code, 'state': args['state']})}")
+        back = f"{self.redirect_uri}?{urlencode({'code': code, 'state': args['state']})}"
+        if self.consent_page:
+            return Response(f'<!doctype html><title>Allow</title><a id="allow" href="{back}">'
+                            'Allow</a>', content_type="text/html")
+        return _redirect(back)
 
     def _authorize_problem(self, args) -> str | None:
         if args.get("response_type") != "code":

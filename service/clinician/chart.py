@@ -131,8 +131,9 @@ def build_chart(trend: Trend, scale: Scale, with_events: bool) -> Chart:
     xs = [x_position(i, count) for i in range(count)]
     return Chart(
         scale=scale, frame=frame,
-        ticks=tuple(Tick(frame.y(v, scale), _label(v)) for v in nice_ticks(scale.low, scale.high)),
-        dates=_date_labels(points, xs),
+        ticks=tuple(Tick(frame.y(v, scale), _label(v))
+                    for v in nice_ticks(scale.low, scale.high, 5 if with_events else 3)),
+        dates=_date_labels(points, xs, wide=with_events),
         band=_band(points, xs, scale, frame),
         segments=_segments(points, xs, scale, frame),
         markers=_markers(points, xs, scale, frame, with_events),
@@ -142,12 +143,15 @@ def build_chart(trend: Trend, scale: Scale, with_events: bool) -> Chart:
     )
 
 
-def _date_labels(points: tuple[TrendPoint, ...], xs: list[float]) -> tuple[DateLabel, ...]:
+def _date_labels(points: tuple[TrendPoint, ...], xs: list[float],
+                 wide: bool) -> tuple[DateLabel, ...]:
+    """A few dates at any width; more on a wide screen, for the full-width total chart only
+    (the small charts sit three to a row there)."""
     count = len(points)
     if count == 0:
         return ()
     narrow = set(_spread(count, NARROW_LABELS))
-    wide = set(_spread(count, WIDE_LABELS))
+    wide = set(_spread(count, WIDE_LABELS)) if wide else narrow
     years = {p.day.year for p in points if p.day}
     labels = []
     for index in sorted(narrow | wide):
@@ -159,10 +163,16 @@ def _date_labels(points: tuple[TrendPoint, ...], xs: list[float]) -> tuple[DateL
 
 
 def _spread(count: int, most: int) -> list[int]:
-    """Up to `most` indexes evenly spread over range(count), first and last included."""
+    """At most `most` evenly stepped indexes of range(count), first and last included."""
     if count <= most:
         return list(range(count))
-    return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
+    step = math.ceil((count - 1) / (most - 1))
+    chosen = list(range(0, count, step))
+    if count - 1 - chosen[-1] <= step / 2:
+        chosen[-1] = count - 1  # too close to the last one to leave room for both labels
+    elif chosen[-1] != count - 1:
+        chosen.append(count - 1)
+    return chosen
 
 
 def _day_text(point: TrendPoint, with_year: bool) -> str:
