@@ -20,12 +20,13 @@ STORY = [GOOD, FINE, GOOD, FINE, GOOD, DIP, None, FINE, GOOD, GOOD, SLIP]
 
 def seed_history(client, run_due, channels, patient_id: str, answers: list[dict | None], *,
                  practice_id: str = "northside", secret: str = DEMO_SECRET,
-                 first_session: datetime | None = None, prefix: str = "enc") -> None:
+                 first_session: datetime | None = None, prefix: str = "enc",
+                 channel: str = "sms") -> None:
     """Sessions one week apart ending last week; None leaves that survey unanswered."""
     first = first_session or (datetime.now(timezone.utc) - timedelta(weeks=len(answers)))
     for number, answer in enumerate(answers, start=1):
         event = session_completed(f"{prefix}-{patient_id}-{number}", patient_id,
-                                  phone="+15551234567")
+                                  phone="+15551234567" if channel == "sms" else None)
         ended = first + timedelta(weeks=number - 1)
         event["data"]["ended_at"] = ended.strftime("%Y-%m-%dT%H:%M:%SZ")
         body, headers = signed_event(secret, event, when=datetime.now(timezone.utc))
@@ -34,7 +35,7 @@ def seed_history(client, run_due, channels, patient_id: str, answers: list[dict 
         run_due()
         if answer is None:
             continue
-        token = channels["sms"].sent[-1].link.rsplit("/s/", 1)[1]
+        token = channels[channel].sent[-1].link.rsplit("/s/", 1)[1]
         answered = client.post(f"/api/v1/surveys/{token}/response", json={"answers": answer})
         assert answered.status_code == 201, answered.get_data(as_text=True)
         run_due()

@@ -14,6 +14,8 @@ NOT_RETURNED = "—"
 class Row:
     position: int
     date: str  # ISO date, or "" when the session has no date
+    day: str  # "22 Nov", for reading
+    year: str
     session_id: str
     scores: tuple[str, ...]  # in the order of trend.scales; "—" when not returned
     below_cutoff: tuple[bool, ...]
@@ -32,6 +34,8 @@ def table_rows(trend: Trend) -> list[Row]:
             below.append(value is not None and scale.cutoff is not None and value < scale.cutoff)
         rows.append(Row(position=point.position,
                         date=point.day.isoformat() if point.day else "",
+                        day=f"{point.day.day} {point.day:%b}" if point.day else "no date",
+                        year=str(point.day.year) if point.day else "",
                         session_id=point.session_id, scores=tuple(scores),
                         below_cutoff=tuple(below), result=point.decision_words,
                         decision=point.decision))

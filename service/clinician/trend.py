@@ -55,7 +55,7 @@ class TrendPoint:
             return words
         if self.decision in (None, "none"):
             return "Not returned"
-        return f"Not returned · {words}"
+        return f"Not returned ({words.lower()})"
 
 
 @dataclass(frozen=True)

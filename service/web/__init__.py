@@ -37,6 +37,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if settings.demo:
         from service.web.demo_fhir import create_demo_fhir_blueprint
 
+        from service.web.demo_ehr import create_demo_ehr_blueprint
+
+        # Before the demo FHIR store, whose /<type>/<id> would otherwise take the SMART
+        # configuration's path.
+        app.register_blueprint(create_demo_ehr_blueprint(settings.var_dir))
         app.register_blueprint(create_demo_fhir_blueprint(settings.var_dir / "demo-fhir"),
                                url_prefix="/demo/fhir")
     _install_error_handlers(app)

@@ -169,6 +169,7 @@ def test_the_table_has_one_row_per_session_newest_first():
 
     assert [r.session_id for r in table] == ["enc-4", "enc-3", "enc-2", "enc-1"]
     assert table[0].date == "2026-03-23"  # 18:00 UTC is noon in Chicago, same day
+    assert (table[0].day, table[0].year) == ("23 Mar", "2026")
     assert table[1].scores == ("—", "—", "—", "—") and table[1].result == "Not returned"
     assert table[2].scores[0] == "30" and table[2].below_cutoff == (True, False, False, False)
     assert [r.result for r in table] == ["Repaired", "Not returned", "Watch", "Steady"]
