@@ -16,7 +16,7 @@ from service.config import Settings
 from service.persistence.db import make_engine
 from service.persistence.migrate import upgrade
 from service.web import create_app
-from support import ROOT
+from support import ROOT, TEST_SECRET_KEY
 
 DEMO_SECRET = "whsec_ZGVtby1vbmx5LWRvLW5vdC11c2UtaW4tcHJvZHVjdGlvbg=="
 
@@ -30,7 +30,7 @@ def demo_site(tmp_path):
     base_url = f"http://127.0.0.1:{server.server_port}"
     database_url = f"sqlite:///{tmp_path / 'alliance.db'}"
     settings = Settings.from_env({
-        "ALLIANCE_DATABASE_URL": database_url, "ALLIANCE_SECRET_KEY": "demo-secret-" + "z" * 40,
+        "ALLIANCE_DATABASE_URL": database_url, "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY,
         "ALLIANCE_PUBLIC_URL": base_url, "ALLIANCE_VAR_DIR": str(tmp_path / "var"),
         "ALLIANCE_LOG_LEVEL": "WARNING", "ALLIANCE_DEMO": "1"})
     engine = make_engine(database_url)

@@ -30,6 +30,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from service import practices
+from service.crypto import KeyRing
 
 PRACTICE_ID = "demo"
 DEMO_PATIENT = "pat-17"  # the README's patient
@@ -234,7 +235,8 @@ def _no_practice():
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_services().settings.secret_key, salt=f"demo-ehr-{purpose}")
+    keys = KeyRing(_services().settings.secret_keys).derive(f"demo-ehr-{purpose}".encode())
+    return URLSafeTimedSerializer(keys[0], salt=f"demo-ehr-{purpose}")
 
 
 def _s256(verifier: str) -> str:

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, select, update
 
-from service.persistence.tables import practices
+from service.persistence.tables import practices, smart_launches
 
 # (table, key column, encrypted column) of every value sealed with the service key.
-SEALED_COLUMNS = ((practices, practices.c.id, practices.c.sealed_document),)
+SEALED_COLUMNS = ((practices, practices.c.id, practices.c.sealed_document),
+                  (smart_launches, smart_launches.c.state_hash, smart_launches.c.sealed_verifier))
 
 
 def reseal_all(conn: Connection, reseal: Callable[[str], str]) -> dict[str, int]:
