@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/intake_vs_flask.py
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/trend_view.py
 
 # 300 sessions through killed workers, a RabbitMQ restart, a failing EHR and a missing SMS
 # provider; exits non-zero if anything was lost, doubled or logged. See docs/reliability.md.

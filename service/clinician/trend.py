@@ -118,18 +118,24 @@ class Trend:
 
 
 def build_trend(patient_id: str, rows: Sequence, instrument: Instrument, rules: RuptureRules,
-                timezone: str, episode=None) -> Trend:
-    """The trend of one client on `instrument` from the stored rows (trend query module)."""
+                timezone: str, episode=None, bands_for_last: int | None = None) -> Trend:
+    """The trend of one client on `instrument` from the stored rows (trend query module).
+
+    `bands_for_last` limits the usual bands to the latest sessions (the ones a chart draws):
+    each band costs a median and an exact standard deviation per scale.
+    """
     zone = ZoneInfo(timezone)
     mine = [row for row in rows if row.instrument_id == instrument.id]
     scales = _scales(instrument)
     history: dict[str, list[float]] = {scale.name: [] for scale in scales}
+    first_band = len(mine) - bands_for_last if bands_for_last is not None else 0
     points = []
     for position, row in enumerate(mine, start=1):
         values = _values(row, scales)
+        bands = _bands(instrument, rules, history) if position > first_band else {}
         points.append(TrendPoint(
             position=position, session_id=row.session_id, day=_local_day(row.when, zone),
-            returned=row.returned, values=values, bands=_bands(instrument, rules, history),
+            returned=row.returned, values=values, bands=bands,
             decision=row.decision, reasons=tuple(row.reasons)))
         for name, value in values.items():
             history[name].append(value)

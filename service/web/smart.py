@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, g, jsonify, redirect, render_template,
 
 from integrations.ehr.smart_launch import SmartLaunchClient, SmartLaunchError
 from service import practices
-from service.clinician.chart import build_charts
+from service.clinician.chart import MAX_POINTS, build_charts
 from service.clinician.table import table_rows
 from service.clinician.trend import build_trend, latest_instrument
 from service.domain.ruptures import RuptureRules
@@ -95,7 +95,7 @@ def callback(practice_id: str):
 @bp.get("/<practice_id>/view")
 def view(practice_id: str):
     """The launch patient's alliance trend: charts, table, open rupture (HTML, no script)."""
-    session, trend = _trend_of_session(practice_id)
+    session, trend = _trend_of_session(practice_id, bands_for_last=MAX_POINTS)
     return render_template("smart_view.html", trend=trend, session=session,
                            charts=build_charts(trend), rows=table_rows(trend))
 
@@ -137,7 +137,7 @@ def _launch_failed(error: SmartLaunchError):
     return _refusal_response(error.status, title, error.message[:300] + ".")
 
 
-def _trend_of_session(practice_id: str):
+def _trend_of_session(practice_id: str, bands_for_last: int | None = None):
     session = _session(practice_id)
     services = _services()
     practice = g.practice
@@ -151,7 +151,7 @@ def _trend_of_session(practice_id: str):
                       "service no longer has; nothing can be drawn.")
     rules = RuptureRules.from_overrides(practice.rupture_rules)
     return session, build_trend(session.patient_id, rows, instrument, rules, practice.timezone,
-                                episode)
+                                episode, bands_for_last)
 
 
 def _session(practice_id: str) -> SmartSession:

@@ -80,6 +80,19 @@ def test_falling_below_the_band_is_exactly_where_the_watch_starts(history):
     assert not any("alliance total fell" in reason for reason in total_decision(inside))
 
 
+def test_bands_can_be_limited_to_the_sessions_a_chart_draws():
+    rows = [row(i, 36 + i % 3) for i in range(1, 41)]
+    full = trend_of(rows)
+    limited = build_trend("pat-17", rows, INSTRUMENT, RULES, "America/Chicago",
+                          bands_for_last=MAX_POINTS)
+
+    assert [p.bands for p in limited.points[-MAX_POINTS:]] == [
+        p.bands for p in full.points[-MAX_POINTS:]]
+    assert all(p.bands == {} for p in limited.points[:-MAX_POINTS])
+    chart_full = build_chart(full, full.total_scale, with_events=True)
+    assert build_chart(limited, limited.total_scale, with_events=True) == chart_full
+
+
 # -- geometry ------------------------------------------------------------------------------
 
 def test_sessions_are_spread_evenly_inside_the_inset():
