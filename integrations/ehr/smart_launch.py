@@ -59,7 +59,8 @@ class TokenGrant:
 class _TimedCache:
     """A small per-process cache of fetched JSON documents with a bounded lifetime."""
 
-    def __init__(self, ttl: float = METADATA_TTL_SECONDS, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, ttl: float = METADATA_TTL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
         self.ttl, self.clock = ttl, clock
         self._items: dict[str, tuple[float, object]] = {}
         self._lock = threading.Lock()
@@ -122,7 +123,9 @@ class SmartLaunchClient:
         if body.get("id_token"):
             claims = self.verify_id_token(body["id_token"], config, app["client_id"], nonce)
             fhir_user = claims.get("fhirUser") or claims.get("profile")
-        return TokenGrant(patient=patient, fhir_user=fhir_user if isinstance(fhir_user, str) else None)
+        if not isinstance(fhir_user, str):
+            fhir_user = None
+        return TokenGrant(patient=patient, fhir_user=fhir_user)
 
     def verify_id_token(self, token: str, config: SmartConfiguration, client_id: str,
                         nonce: str) -> dict:
@@ -135,7 +138,8 @@ class SmartLaunchClient:
                                 issuer=issuer, leeway=CLOCK_SKEW_SECONDS,
                                 options={"require": ["iss", "aud", "exp", "iat", "sub"]})
         except jwt.PyJWTError as error:
-            raise SmartLaunchError(502, f"the EHR's id_token failed verification: {error}") from None
+            raise SmartLaunchError(
+                502, f"the EHR's id_token failed verification: {error}") from None
         if claims["iat"] > self.clock() + CLOCK_SKEW_SECONDS:
             raise SmartLaunchError(502, "the EHR's id_token failed verification: iat in the future")
         if claims.get("nonce") != nonce:

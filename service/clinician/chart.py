@@ -155,8 +155,9 @@ def _date_labels(points: tuple[TrendPoint, ...], xs: list[float],
     years = {p.day.year for p in points if p.day}
     labels = []
     for index in sorted(narrow | wide):
-        anchor = "start" if index == 0 and count > 1 else "end" if index == count - 1 and count > 1 \
-            else "middle"
+        anchor = "middle"
+        if count > 1 and index in (0, count - 1):
+            anchor = "start" if index == 0 else "end"
         labels.append(DateLabel(xs[index], _day_text(points[index], len(years) > 1), anchor,
                                 wide_only=index not in narrow))
     return tuple(labels)

@@ -68,7 +68,8 @@ class OpenRupture:
 
     @property
     def title(self) -> str:
-        return "Unresolved alliance rupture" if self.decision == "unresolved" else "Alliance rupture"
+        unresolved = self.decision == "unresolved"
+        return "Unresolved alliance rupture" if unresolved else "Alliance rupture"
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,8 @@ class DemoAuthorizationServer:
         """Check the request as an EHR would; approve the demo clinician; code → redirect."""
         app = (_practice() or _no_practice()).smart_app or {}
         redirect_uri = f"{_services().settings.public_url}/smart/{PRACTICE_ID}/callback"
-        if args.get("client_id") != app.get("client_id") or args.get("redirect_uri") != redirect_uri:
+        registered = (app.get("client_id"), redirect_uri)
+        if (args.get("client_id"), args.get("redirect_uri")) != registered:
             return jsonify(error="invalid_request",
                            error_description="unknown client_id or redirect_uri"), 400
         problem = self._authorize_problem(args)

@@ -23,7 +23,8 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 SIDE_PANEL = 360
 EHR_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake EHR</title>
 <style>body{{margin:0;display:flex;font-family:sans-serif}}main{{flex:1;padding:1rem}}
-aside{{width:{width}px;border-left:2px solid #555}}iframe{{border:0;width:{width}px;height:{height}px}}
+aside{{width:{width}px;border-left:2px solid #555}}
+iframe{{border:0;width:{width}px;height:{height}px}}
 </style></head><body><main><h1>Chart: {patient}</h1></main><aside>
 <iframe title="Alliance trend" src="{src}"></iframe></aside></body></html>"""
 

@@ -82,7 +82,8 @@ def test_the_whole_launch_shows_the_launch_patients_trend(browser, ehr, services
 
     landed = sign_in(browser, ehr)
 
-    assert landed.status_code == 303 and landed.headers["Location"].endswith("/smart/northside/view")
+    assert landed.status_code == 303
+    assert landed.headers["Location"].endswith("/smart/northside/view")
     assert "HttpOnly" in landed.headers["Set-Cookie"]
     page = browser.get(f"{BASE}/smart/northside/view")
     html = page.get_data(as_text=True)
