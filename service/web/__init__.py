@@ -35,9 +35,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(ops.bp)
     app.register_blueprint(alerts_api.bp)
     if settings.demo:
-        from service.web.demo_fhir import create_demo_fhir_blueprint
-
         from service.web.demo_ehr import create_demo_ehr_blueprint
+        from service.web.demo_fhir import create_demo_fhir_blueprint
 
         # Before the demo FHIR store, whose /<type>/<id> would otherwise take the SMART
         # configuration's path.
