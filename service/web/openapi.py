@@ -16,6 +16,7 @@ from schemas.events import (
 )
 from schemas.ops import Health, Readiness
 from schemas.surveys import AnswersRequest, ResponseAccepted, SurveyView
+from schemas.trend import TrendView
 
 SCHEMAS = {
     "Problem": Problem, "NativeEvent": NativeEvent, "SessionCompletedEvent": SessionCompletedEvent,
@@ -23,6 +24,7 @@ SCHEMAS = {
     "NotificationAnswer": NotificationAnswer, "SurveyView": SurveyView,
     "AnswersRequest": AnswersRequest, "ResponseAccepted": ResponseAccepted,
     "Health": Health, "Readiness": Readiness, "Alert": Alert, "AlertsPage": AlertsPage,
+    "TrendView": TrendView,
 }
 PRACTICE = {"name": "practice_id", "in": "path", "required": True, "schema": {"type": "string"},
             "description": "the practice's id, as in its document"}
@@ -156,6 +158,17 @@ def _alerts(spec: APISpec) -> None:
                         ("422", "invalid query parameters, each named in `errors`"))}}})
 
 
+def _smart_trend(spec: APISpec) -> None:
+    # The launch, the callback and the HTML view are pages in the EHR's frame, not API.
+    spec.path("/smart/{practice_id}/view.json", parameters=[PRACTICE], operations={"get": {
+        "summary": "The SMART launch patient's alliance trend (CONTRACT §8.2)",
+        "description": "Needs the session cookie of a SMART launch; takes no query parameter.",
+        "responses": {"200": _json("TrendView", "the trend of the launch patient"),
+                      **_problems(("400", "a query parameter (the patient is the launch's)"),
+                                  ("401", "no SMART session for this practice"),
+                                  ("404", "no SMART app under this practice id"))}}})
+
+
 def _operations(spec: APISpec) -> None:
     spec.path("/healthz", operations={"get": {
         "summary": "The process is up", "responses": {"200": _json("Health", "up")}}})
@@ -193,6 +206,6 @@ def openapi_document() -> dict:
         "type": "http", "scheme": "bearer",
         "description": "a practice API key from `alliance practice api-key create PRACTICE`"})
     for add in (_native_events, _fhir_notifications, _hl7v2, _sms_inbound, _surveys, _alerts,
-                _operations):
+                _smart_trend, _operations):
         add(spec)
     return spec.to_dict()

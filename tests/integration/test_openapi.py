@@ -22,8 +22,9 @@ from service.web.openapi import openapi_document
 from service.web.webhooks import SIGNATURE_CLOCK
 from support import DEMO_SECRET
 
-# Pages for people, the static files behind them and the demo EHR are not part of the JSON API.
-NOT_API = re.compile(r"^/(s/|static/|demo/)")
+# Pages for people, the static files behind them and the demo EHR are not part of the JSON API,
+# nor the SMART app's launch, callback and HTML view (pages in the EHR's frame).
+NOT_API = re.compile(r"^/(s/|static/|demo/|smart/<practice_id>/(launch|callback|view)$)")
 FHIR_TOKEN = "channel-token-0123456789"
 HL7_ACK_ROUTES = {"/webhooks/{practice_id}/hl7v2"}
 

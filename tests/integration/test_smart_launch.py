@@ -9,6 +9,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from schemas.trend import TrendView
 from service import practices
 from service.persistence.tables import smart_launches, smart_sessions
 from service.web import create_app
@@ -95,6 +96,7 @@ def test_the_whole_launch_shows_the_launch_patients_trend(browser, ehr, services
         "Content-Security-Policy"]
     assert page.headers["Cache-Control"] == "no-store"
     data = browser.get(f"{BASE}/smart/northside/view.json").get_json()
+    assert TrendView().validate(data) == {}  # the OpenAPI document's schema fits the answer
     assert data["patient"] == "pat-17" and [s["session_id"] for s in data["sessions"]] == ["enc-1"]
     assert data["open_rupture"]["decision"] == "rupture"
 
