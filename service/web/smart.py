@@ -12,6 +12,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
+import structlog
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from integrations.ehr.smart_launch import SmartLaunchClient, SmartLaunchError
@@ -24,6 +25,7 @@ from service.persistence.queries import smart_sessions, trend as trend_queries
 from service.persistence.queries.smart_sessions import PendingLaunch, SmartSession, digest
 
 bp = Blueprint("smart", __name__, url_prefix="/smart")
+log = structlog.get_logger(__name__)
 
 BROWSER_COOKIE = "alliance_smart_browser"  # binds a launch's state to the browser that began it
 SESSION_COOKIE = "alliance_smart_session"
@@ -123,6 +125,8 @@ def _refused(refusal: Refusal):
 
 
 def _refusal_response(status: int, title: str, detail: str):
+    # For operators: the route and what was refused (titles and details carry no patient data).
+    log.info("smart request refused", status=status, reason=title)
     if request.path.endswith(".json"):
         from service.web.problems import Problem
 
@@ -134,6 +138,7 @@ def _refusal_response(status: int, title: str, detail: str):
 def _launch_failed(error: SmartLaunchError):
     title = ("The launch request was refused" if error.status == 400
              else "The EHR's sign-in did not work")
+    log.warning("smart launch failed", check=error.message[:200])  # names a check, no patient
     return _refusal_response(error.status, title, error.message[:300] + ".")
 
 
