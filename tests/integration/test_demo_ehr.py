@@ -80,3 +80,56 @@ def test_without_the_demo_flag_there_is_no_demo_ehr(services):
     client = create_app(services=services).test_client()
     for path in ("/demo/ehr/", "/demo/fhir/.well-known/smart-configuration", "/demo/ehr/jwks"):
         assert client.get(path).status_code == 404
+
+
+def test_cards_from_the_cds_service_show_with_their_smart_link_launching_the_app(
+        site, httpserver, monkeypatch):
+    """The seam to the CDS Hooks service (service/clinician/cds_client.py, built beside this):
+    the page signs a patient-view request with the demo key, shows the cards, and a card's
+    `smart` link gets the launch parameters, as an EHR appends them."""
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    from service import practices
+
+    calls = []
+
+    @dataclass(frozen=True)
+    class Signed:
+        method: str
+        url: str
+        headers: dict
+        body: dict
+
+    def hook_request(base_url, practice_id, patient_id, private_jwk, iss, **options):
+        calls.append((base_url, practice_id, patient_id, iss, options))
+        return Signed("POST", httpserver.url_for("/cds-services/alliance-patient-view"),
+                      {"Authorization": "Bearer signed"}, {"context": {"patientId": patient_id}})
+
+    fake = types.ModuleType("service.clinician.cds_client")
+    fake.demo_cds_client = lambda settings: types.SimpleNamespace(iss="demo-iss", private_jwk={})
+    fake.hook_request = hook_request
+    monkeypatch.setitem(sys.modules, "service.clinician.cds_client", fake)
+    card = {"uuid": "c1", "summary": "Alliance rupture: tension reported <b>4 of 5</b>",
+            "indicator": "warning", "detail": "Reasons…", "source": {"label": "alliance-feedback"},
+            "links": [{"label": "Alliance trend", "type": "smart",
+                       "url": f"{site.base_url}/smart/demo/launch"}]}
+    httpserver.expect_request("/cds-services/alliance-patient-view", method="POST",
+                              headers={"Authorization": "Bearer signed"}).respond_with_json(
+        {"cards": [card]})
+    with site.services.engine.begin() as conn:  # the CDS section that work adds to the demo
+        document = practices.load(conn, site.services.box, "demo").document
+        practices.save(conn, site.services.box, {**document, "cds_hooks": {"clients": []}},
+                       now=site.services.clock())
+
+    page = requests.get(f"{site.base_url}/demo/ehr/?patient=pat-17", timeout=10)
+
+    assert calls == [(site.base_url, "demo", "pat-17", "demo-iss",
+                      {"user_id": "Practitioner/demo-clinician"})]
+    assert "Alliance rupture: tension reported &lt;b&gt;4 of 5&lt;/b&gt;" in page.text
+    link = re.search(r'<a href="([^"]+)" target="trend">Alliance trend</a>', page.text).group(1)
+    assert link.startswith(f"{site.base_url}/smart/demo/launch?iss=")
+    with requests.Session() as browser:
+        view = browser.get(link.replace("&amp;", "&"), timeout=10)
+    assert view.status_code == 200 and urlsplit(view.url).path == "/smart/demo/view"
