@@ -1,6 +1,6 @@
 """Read-only: one client's surveys, scores, assessments and open rupture, for the trend view.
 
-The rows are those the rupture rules look at (service/handlers/writeback.py `_history`):
+The rows are those the rupture rules look at (queries/assessments.py `client_history`):
 answered surveys, and surveys that reached the client and were not returned.
 """
 
