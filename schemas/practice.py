@@ -10,6 +10,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 
 from schemas.base import StrictSchema
 from schemas.doors import EhrPoll, Hl7v2
+from schemas.healthie import HealthieSettings
 from schemas.identifier_systems import IdentifierSystems
 from schemas.smart_app import SmartApp
 
@@ -45,7 +46,8 @@ class BearerOrSmartAuth(StrictSchema):
 
 
 class Ehr(StrictSchema):
-    type = fields.String(required=True, validate=validate.OneOf(["fhir-r4", "webhook"]))
+    type = fields.String(required=True,
+                         validate=validate.OneOf(["fhir-r4", "webhook", "healthie"]))
     base_url = fields.String(validate=HTTP_URL)
     auth = fields.Nested(BearerOrSmartAuth, load_default=lambda: {"type": "none"})
     timeout_seconds = fields.Float(validate=validate.Range(min=0.5, max=60))
@@ -139,6 +141,7 @@ class PracticeDocument(StrictSchema):
     delivery = fields.Nested(Delivery, required=True)
     fhir_notifications = fields.Nested(FhirNotifications, load_default=None, allow_none=True)
     hl7v2 = fields.Nested(Hl7v2, load_default=None, allow_none=True)
+    healthie = fields.Nested(HealthieSettings, load_default=None, allow_none=True)
     survey = fields.Nested(SurveySettings, load_default=lambda: SurveySettings().load({}))
     rupture_rules = fields.Dict(load_default=dict)
     smart_app = fields.Nested(SmartApp, load_default=None, allow_none=True)
@@ -161,11 +164,27 @@ class PracticeDocument(StrictSchema):
     @validates_schema
     def _some_way_in(self, data, **_kwargs):
         notifications = data.get("fhir_notifications") or {}
-        other_doors = data.get("hl7v2") or (data.get("ehr") or {}).get("poll")
+        other_doors = (data.get("hl7v2") or (data.get("ehr") or {}).get("poll")
+                       or data.get("healthie"))
         if not data.get("webhook_secrets") and not notifications and not other_doors:
             raise ValidationError(
-                "give webhook_secrets, fhir_notifications, hl7v2 or ehr.poll: otherwise no "
-                "session can reach the service", "webhook_secrets")
+                "give webhook_secrets, fhir_notifications, hl7v2, healthie or ehr.poll: "
+                "otherwise no session can reach the service", "webhook_secrets")
+
+    @validates_schema
+    def _healthie_write_back(self, data, **_kwargs):
+        if (data.get("ehr") or {}).get("type") != "healthie":
+            return
+        section = data.get("healthie") or {}
+        if not section:
+            raise ValidationError({"healthie": ["required because ehr.type is healthie"]})
+        problems = {}
+        if not section.get("form_id"):
+            problems["form_id"] = ["required because ehr.type is healthie (the alliance form)"]
+        if "summary" not in (section.get("form_fields") or {}):
+            problems["form_fields"] = ["needs a summary question because ehr.type is healthie"]
+        if problems:
+            raise ValidationError({"healthie": problems})
 
 
 def _is_whsec(secret: str) -> bool:

@@ -173,7 +173,8 @@ def practice_list() -> None:
     for item in found:
         fhir_auth = "+".join(name for name in ("channel_token", "hub_secret")
                              if item.fhir_notifications.get(name)) or "-"
-        click.echo("\t".join((item.id, item.name, item.timezone, item.ehr.get("base_url", "-"),
+        ehr = item.ehr.get("base_url") or item.healthie.get("api_url") or "-"
+        click.echo("\t".join((item.id, item.name, item.timezone, ehr,
                               ",".join(item.delivery["channels"]), str(len(item.webhook_secrets)),
                               fhir_auth)))
 

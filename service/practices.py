@@ -21,6 +21,7 @@ SECRET_FIELDS = {
     ("fhir_notifications", "channel_token"), ("fhir_notifications", "hub_secret"),
     ("hl7v2", "channel_token"),
     ("smart_app", "client_secret"), ("smart_app", "private_key_jwk"),
+    ("healthie", "api_key"), ("healthie", "webhook_secret"),
 }
 
 
@@ -45,7 +46,16 @@ class Practice:
 
     @property
     def ehr(self) -> dict:
-        return self.document["ehr"]
+        """How to reach the EHR. With type healthie the connection is the `healthie` section
+        (the door and the write-back use the same GraphQL API), so it is included here."""
+        ehr = self.document["ehr"]
+        if ehr.get("type") == "healthie":
+            return {**ehr, "healthie": self.healthie}
+        return ehr
+
+    @property
+    def healthie(self) -> dict:
+        return self.document.get("healthie") or {}
 
     @property
     def delivery(self) -> dict:
