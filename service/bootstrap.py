@@ -53,8 +53,20 @@ def _real_ehr(ehr_config: Mapping):
     return cached_adapter("ehr", ehr_config, lambda: build_gateway(ehr_config))
 
 
+def _real_healthie(section: Mapping):
+    from integrations.healthie.client import build_healthie_api
+
+    return cached_adapter("healthie", section, lambda: build_healthie_api(dict(section)))
+
+
 def _record_writer(services: "Services", ehr_config: Mapping):
-    """Where scores and flags go: FHIR through the EHR gateway, or a signed outbound webhook."""
+    """Where scores and flags go: FHIR through the EHR gateway, a signed outbound webhook, or
+    Healthie's GraphQL API (form answer groups and CareAlerts)."""
+    if ehr_config.get("type") == "healthie":
+        from integrations.healthie.writer import HealthieRecordWriter
+
+        section = ehr_config.get("healthie") or {}
+        return HealthieRecordWriter(services.healthie_for(section), section, services.clock)
     if ehr_config.get("type") == "webhook":
         from integrations.ehr.webhook_sink import WebhookRecordSink
 
@@ -83,6 +95,7 @@ class Services:
     forms: FormSigner
     ehr_for: Callable[[Mapping], object] = _real_ehr
     channel_for: Callable[[str, Mapping | None], object] = _real_channel
+    healthie_for: Callable[[Mapping], object] = _real_healthie
     relay_health: object | None = None  # set when this process runs the outbox relay
     _catalogue: tuple = field(default=(None, None), repr=False)
     _practices: dict = field(default_factory=dict, repr=False)
@@ -143,6 +156,7 @@ def bootstrap(
     clock: Clock | None = None,
     ehr_for: Callable[[Mapping], object] | None = None,
     channel_for: Callable[[str, Mapping | None], object] | None = None,
+    healthie_for: Callable[[Mapping], object] | None = None,
 ) -> Services:
     """Wire the service from settings; pass fakes to replace any adapter."""
     make_folders(settings)
@@ -156,4 +170,5 @@ def bootstrap(
         forms=FormSigner(keys),
         ehr_for=ehr_for or _real_ehr,
         channel_for=channel_for or _real_channel,
+        healthie_for=healthie_for or _real_healthie,
     )

@@ -178,7 +178,7 @@ class HealthieGraphqlFake:
         self.form_answer_groups: dict[str, dict] = {}
         self.care_alerts: dict[str, dict] = {}
         self.requests: list[dict] = []  # {"operation", "root", "variables", "headers"}
-        self.planned: list[Response | dict] = []
+        self.planned: list[tuple[str | None, Response | dict]] = []
         self._ids = itertools.count(5001)
 
     # --- the HTTP side -------------------------------------------------------------------
@@ -188,8 +188,8 @@ class HealthieGraphqlFake:
         self.requests.append({"operation": body.get("operationName"), "query": body["query"],
                               "variables": body.get("variables") or {},
                               "headers": dict(request.headers)})
-        if self.planned:
-            planned = self.planned.pop(0)
+        planned = self._planned(body.get("operationName"))
+        if planned is not None:
             if isinstance(planned, Response):
                 return planned
             return _json({"data": None, "errors": [planned]})
@@ -205,9 +205,16 @@ class HealthieGraphqlFake:
             answer["errors"] = [_error(e) for e in result.errors]
         return _json(answer)
 
-    def fail_next(self, error: Response | dict) -> None:
-        """Answer the next request with this HTTP response or this GraphQL error."""
-        self.planned.append(error)
+    def fail_next(self, error: Response | dict, operation: str | None = None) -> None:
+        """Answer the next request (of that operation) with this HTTP response or GraphQL error."""
+        self.planned.append((operation, error))
+
+    def _planned(self, operation: str | None):
+        for index, (wanted, answer) in enumerate(self.planned):
+            if wanted in (None, operation):
+                del self.planned[index]
+                return answer
+        return None
 
     def operations(self) -> list[str]:
         return [r["operation"] for r in self.requests]
