@@ -44,7 +44,7 @@ class Recorded:
 class Arrival:
     """What the web layer hands over after verifying and parsing a request."""
 
-    source: str                      # native | fhir
+    source: str                      # native | fhir | healthie
     delivery_id: str
     event_type: str
     payload: dict                    # what the worker needs later (no raw headers)
@@ -136,8 +136,9 @@ def process_event(ctx: JobContext) -> None:
 def _resolve_session(services: Services, practice: Practice, event: Mapping) -> dict:
     """The session facts and contact, reading the EHR where the event did not carry them."""
     payload = event["payload"]
-    if event["source"] == "fhir" and not payload.get("session"):
-        session = _read_focus(services, practice, payload)
+    if event["source"] in ("fhir", "healthie") and not payload.get("session"):
+        read = _read_appointment if event["source"] == "healthie" else _read_focus
+        session = read(services, practice, payload)
         if session.get("ignored"):
             return session
         session["late_claim"] = True
@@ -172,6 +173,23 @@ def _read_focus(services: Services, practice: Practice, payload: dict) -> dict:
     if not signal.completed:
         return {"ignored": signal.reason}
     return _session_from_signal(signal)
+
+
+def _read_appointment(services: Services, practice: Practice, payload: dict) -> dict:
+    """Healthie's webhooks are thin: read the appointment over GraphQL, then apply the rule."""
+    from integrations.ehr.errors import EhrPermanentError, EhrTransientError
+    from service.intake.healthie import session_from_appointment
+
+    if not practice.healthie:
+        raise PermanentFailure("the practice has no healthie section to read the appointment with")
+    try:
+        appointment = services.healthie_for(practice.healthie).appointment(payload["appointment_id"])
+    except EhrTransientError as error:
+        raise RetryLater("Healthie unavailable while reading the appointment", error.retry_after)
+    except EhrPermanentError as error:
+        raise PermanentFailure("Healthie refused to read the appointment",
+                               {"http_status": error.status})
+    return session_from_appointment(appointment)
 
 
 def _fetch_focus(gateway, payload: dict) -> dict | None:

@@ -25,10 +25,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config.update(MAX_CONTENT_LENGTH=1024 * 1024)  # the webhook routes allow 256 KiB
     app.extensions["alliance"] = services
 
-    from service.web import alerts_api, consent, hl7v2, ops, smart, surveys, webhooks
+    from service.web import alerts_api, consent, healthie, hl7v2, ops, smart, surveys, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(hl7v2.bp)
+    app.register_blueprint(healthie.bp)
     app.register_blueprint(smart.bp)
     app.register_blueprint(surveys.bp)
     app.register_blueprint(consent.bp)

@@ -14,6 +14,7 @@ from schemas.alerts import Alert, AlertsPage
 from schemas.events import (
     EventAccepted, EventOutcome, NativeEvent, NotificationAnswer, Problem, SessionCompletedEvent,
 )
+from schemas.healthie import HealthieWebhook
 from schemas.ops import Health, Readiness
 from schemas.surveys import AnswersRequest, ResponseAccepted, SurveyView
 from schemas.trend import TrendView
@@ -25,6 +26,7 @@ SCHEMAS = {
     "AnswersRequest": AnswersRequest, "ResponseAccepted": ResponseAccepted,
     "Health": Health, "Readiness": Readiness, "Alert": Alert, "AlertsPage": AlertsPage,
     "TrendView": TrendView,
+    "HealthieWebhook": HealthieWebhook,
 }
 PRACTICE = {"name": "practice_id", "in": "path", "required": True, "schema": {"type": "string"},
             "description": "the practice's id, as in its document"}
@@ -113,6 +115,32 @@ def _hl7v2(spec: APISpec) -> None:
             "413": ack("AE: over 256 KiB"), "415": ack("AE: not an HL7 v2 media type"),
             "503": ack("AR: could not be stored now; send it again"),
             **_problems(("405", "only POST"))}}})
+
+
+def _healthie(spec: APISpec) -> None:
+    text = {"in": "header", "required": True, "schema": {"type": "string"}}
+    spec.path("/webhooks/{practice_id}/healthie", parameters=[PRACTICE], operations={"post": {
+        "summary": "A signed Healthie webhook (thin: the worker reads the appointment over GraphQL)",
+        "description": "Signed as Healthie signs (docs/integrations.md): Content-Digest is checked "
+                       "against the raw body, then Signature, an HMAC-SHA256 keyed with "
+                       "healthie.webhook_secret. An unknown practice is refused as a bad signature.",
+        "parameters": [
+            {"name": "Content-Digest", **text, "description": "sha-256 of the raw body: "
+             "'sha-256=:<base64>:' (RFC 9530) or 'SHA-256=<base64 or hex>'"},
+            {"name": "Signature-Input", **text, "description": "the signed components; a repeat "
+             "of the same Signature-Input and body is answered as a duplicate"},
+            {"name": "Signature", **text, "description": "'sig1=<hex HMAC-SHA256>' of "
+             "'<method> <path> <query> <digest> application/json <length>'"}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": "HealthieWebhook"}}},
+        "responses": {
+            "202": _json("EventAccepted", "stored; the worker reads the appointment"),
+            "200": _json("EventAccepted", "a repeated delivery: nothing new happens"),
+            **_problems(("400", "unparseable body"),
+                        ("401", "missing or malformed headers, a digest that does not match the "
+                                "body, a wrong signature, or an unknown practice"),
+                        ("405", "only POST"), ("413", "body over 256 KiB"),
+                        ("415", "not application/json"),
+                        ("422", "invalid fields, each named in `errors`"))}}})
 
 
 def _sms_inbound(spec: APISpec) -> None:
@@ -205,7 +233,7 @@ def openapi_document() -> dict:
     spec.components.security_scheme("practiceApiKey", {
         "type": "http", "scheme": "bearer",
         "description": "a practice API key from `alliance practice api-key create PRACTICE`"})
-    for add in (_native_events, _fhir_notifications, _hl7v2, _sms_inbound, _surveys, _alerts,
-                _smart_trend, _operations):
+    for add in (_native_events, _fhir_notifications, _hl7v2, _healthie, _sms_inbound, _surveys,
+                _alerts, _smart_trend, _operations):
         add(spec)
     return spec.to_dict()

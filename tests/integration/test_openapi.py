@@ -5,6 +5,7 @@ document does not describe."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 import pytest
@@ -20,6 +21,7 @@ from service.demo import session_completed, signed_event
 from service.web import create_app
 from service.web.openapi import openapi_document
 from service.web.webhooks import SIGNATURE_CLOCK
+from healthie_support import healthie_practice, signed
 from support import DEMO_SECRET
 
 # Pages for people, the static files behind them and the demo EHR are not part of the JSON API,
@@ -27,10 +29,18 @@ from support import DEMO_SECRET
 NOT_API = re.compile(r"^/(s/|static/|demo/|smart/<practice_id>/(launch|callback|view)$)")
 FHIR_TOKEN = "channel-token-0123456789"
 HL7_ACK_ROUTES = {"/webhooks/{practice_id}/hl7v2"}
+HEALTHIE_PRACTICE = "northside-healthie"
 
 
 @pytest.fixture
 def app(services, practice, clock):
+    from service import practices
+
+    # A Healthie practice too, so signed Healthie bodies reach the parser.
+    document = practices.validate_document(healthie_practice("https://api.healthie.test/graphql",
+                                                             id=HEALTHIE_PRACTICE))
+    with services.engine.begin() as conn:
+        practices.save(conn, services.box, document, now=services.clock())
     app = create_app(services=services)
     app.config[SIGNATURE_CLOCK] = clock
     return app
@@ -133,6 +143,12 @@ def _steer(case, survey_token: str, clock, api_key: str) -> dict:
         return {"headers": {"Authorization": f"Bearer {FHIR_TOKEN}"}}
     if case.path == "/api/v1/practices/{practice_id}/alerts":
         return {"headers": {"Authorization": f"Bearer {api_key}"}}
+    if case.path == "/webhooks/{practice_id}/healthie" and isinstance(
+            case.body, (dict, list, str, int, float, bool)):
+        parameters["practice_id"] = HEALTHIE_PRACTICE
+        path = f"/webhooks/{HEALTHIE_PRACTICE}/healthie"
+        body, headers = signed(json.dumps(case.body).encode(), path)
+        return {"data": body, "headers": {k: v for k, v in headers.items() if k != "Content-Type"}}
     return {}
 
 
