@@ -1,4 +1,4 @@
-"""Healthie (CONTRACT §10): the practice's `healthie` section and the webhook body Healthie sends."""
+"""Healthie (CONTRACT §10): the practice's `healthie` section and the body Healthie sends."""
 
 from __future__ import annotations
 
@@ -10,32 +10,55 @@ from schemas.base import StrictSchema
 from schemas.events import IDENTIFIER, PRINTABLE
 
 HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
-# What a form field of the alliance form can receive (docs/integrations.md, "Healthie").
-FORM_VALUES = re.compile(r"\A(summary|total|pomp|decision|interpretation|[a-z][a-z0-9_-]{0,39})\Z")
+# What a question of the alliance form can receive: summary, total, pomp, decision,
+# interpretation or a subscale name (docs/integrations.md, "Healthie"); subscale names depend
+# on the instrument, so only their form is checked.
+FORM_VALUES = re.compile(r"\A[a-z][a-z0-9_-]{0,39}\Z")
 
 
 class HealthieSettings(StrictSchema):
     """`healthie` in the practice document."""
 
-    api_url = fields.String(required=True, validate=HTTP_URL, metadata={
-        "description": "the GraphQL endpoint, https://api.gethealthie.com/graphql (staging-api. for the sandbox)"})
+    api_url = fields.String(
+        required=True,
+        validate=HTTP_URL,
+        metadata={
+            "description": "the GraphQL endpoint, https://api.gethealthie.com/graphql "
+            "(staging-api. for the sandbox)"
+        },
+    )
     api_key = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    webhook_secret = fields.String(required=True, validate=validate.Length(min=8, max=500), metadata={
-        "description": "the signature_secret createWebhook returned"})
-    form_id = fields.String(validate=[validate.Length(min=1, max=50), PRINTABLE], metadata={
-        "description": "custom_module_form_id of the alliance form the scores are written to"})
-    form_fields = fields.Dict(keys=fields.String(), values=fields.String(validate=[
-        validate.Length(min=1, max=50), PRINTABLE]), metadata={
-        "description": "what goes into which question (custom_module_id): summary, total, pomp, "
-                       "decision, interpretation, or a subscale name"})
-    care_alert_days = fields.Integer(load_default=30, strict=True, validate=validate.Range(min=1, max=365))
+    webhook_secret = fields.String(
+        required=True,
+        validate=validate.Length(min=8, max=500),
+        metadata={"description": "the signature_secret createWebhook returned"},
+    )
+    form_id = fields.String(
+        validate=[validate.Length(min=1, max=50), PRINTABLE],
+        metadata={
+            "description": "custom_module_form_id of the alliance form the scores are written to"
+        },
+    )
+    form_fields = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=[validate.Length(min=1, max=50), PRINTABLE]),
+        metadata={
+            "description": "what goes into which question (custom_module_id): summary, "
+            "total, pomp, decision, interpretation, or a subscale name"
+        },
+    )
+    care_alert_days = fields.Integer(
+        load_default=30, strict=True, validate=validate.Range(min=1, max=365)
+    )
 
     @validates("form_fields")
     def _known_values(self, value, **_kwargs):
         bad = sorted(key for key in value if not FORM_VALUES.match(key))
         if bad:
-            raise ValidationError(f"unknown value(s) {', '.join(map(repr, bad))}: use summary, total, "
-                                  "pomp, decision, interpretation or a subscale name")
+            raise ValidationError(
+                f"unknown value(s) {', '.join(map(repr, bad))}: use summary, total, "
+                "pomp, decision, interpretation or a subscale name"
+            )
 
 
 class ResourceId(fields.Field):
@@ -53,10 +76,21 @@ class HealthieWebhook(Schema):
     class Meta:
         unknown = EXCLUDE  # some events add fields (user_name, user_email…): never kept
 
-    resource_id = ResourceId(required=True, validate=IDENTIFIER, metadata={
-        "type": ["string", "integer"], "description": "the id of the record (Appointment id)"})
-    resource_id_type = fields.String(required=True, validate=[validate.Length(min=1, max=100), PRINTABLE])
+    resource_id = ResourceId(
+        required=True,
+        validate=IDENTIFIER,
+        metadata={
+            "type": ["string", "integer"],
+            "description": "the id of the record (Appointment id)",
+        },
+    )
+    resource_id_type = fields.String(
+        required=True, validate=[validate.Length(min=1, max=100), PRINTABLE]
+    )
     event_type = fields.String(required=True, validate=[validate.Length(min=1, max=100), PRINTABLE])
     changed_fields = fields.List(
-        fields.String(validate=[validate.Length(max=100), PRINTABLE]), load_default=list,
-        validate=validate.Length(max=500), metadata={"description": "for *.updated: what changed"})
+        fields.String(validate=[validate.Length(max=100), PRINTABLE]),
+        load_default=list,
+        validate=validate.Length(max=500),
+        metadata={"description": "for *.updated: what changed"},
+    )

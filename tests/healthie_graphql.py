@@ -185,21 +185,38 @@ class HealthieGraphqlFake:
 
     def handle(self, request: Request) -> Response:
         body = json.loads(request.get_data(as_text=True))
-        self.requests.append({"operation": body.get("operationName"), "query": body["query"],
-                              "variables": body.get("variables") or {},
-                              "headers": dict(request.headers)})
+        self.requests.append(
+            {
+                "operation": body.get("operationName"),
+                "query": body["query"],
+                "variables": body.get("variables") or {},
+                "headers": dict(request.headers),
+            }
+        )
         planned = self._planned(body.get("operationName"))
         if planned is not None:
             if isinstance(planned, Response):
                 return planned
             return _json({"data": None, "errors": [planned]})
-        if (request.headers.get("Authorization") != f"Basic {self.api_key}"
-                or request.headers.get("AuthorizationSource") != "API"):
-            return _json({"data": None, "errors": [{"message": "API key is invalid",
-                                                    "extensions": {"code": "UNAUTHENTICATED"}}]})
-        result = graphql_sync(SCHEMA, body["query"], root_value=self,
-                              variable_values=body.get("variables"),
-                              operation_name=body.get("operationName"))
+        if (
+            request.headers.get("Authorization") != f"Basic {self.api_key}"
+            or request.headers.get("AuthorizationSource") != "API"
+        ):
+            return _json(
+                {
+                    "data": None,
+                    "errors": [
+                        {"message": "API key is invalid", "extensions": {"code": "UNAUTHENTICATED"}}
+                    ],
+                }
+            )
+        result = graphql_sync(
+            SCHEMA,
+            body["query"],
+            root_value=self,
+            variable_values=body.get("variables"),
+            operation_name=body.get("operationName"),
+        )
         answer = {"data": result.data}
         if result.errors:
             answer["errors"] = [_error(e) for e in result.errors]
@@ -233,37 +250,67 @@ class HealthieGraphqlFake:
                 return {"id": group_id, **group}
         return None
 
-    def careAlerts(self, _info, patient_id=None, is_deleted=False, is_expired=False,
-                   after=None, first=None, **_rest):
-        matching = [{"id": alert_id, **alert} for alert_id, alert in self.care_alerts.items()
-                    if (patient_id is None or alert["patient_id"] == patient_id)
-                    and bool(alert["deleted_at"]) == bool(is_deleted)
-                    and self._expired(alert) == bool(is_expired)]
+    def careAlerts(
+        self,
+        _info,
+        patient_id=None,
+        is_deleted=False,
+        is_expired=False,
+        after=None,
+        first=None,
+        **_rest,
+    ):
+        matching = [
+            {"id": alert_id, **alert}
+            for alert_id, alert in self.care_alerts.items()
+            if (patient_id is None or alert["patient_id"] == patient_id)
+            and bool(alert["deleted_at"]) == bool(is_deleted)
+            and self._expired(alert) == bool(is_expired)
+        ]
         start = int(after) if after else 0
-        page = matching[start:start + (first or 10)]
+        page = matching[start : start + (first or 10)]
         more = start + len(page) < len(matching)
-        return {"nodes": page, "total_count": len(matching), "page_info": {
-            "has_next_page": more, "has_previous_page": start > 0,
-            "end_cursor": str(start + len(page)) if more else None, "start_cursor": str(start)}}
+        return {
+            "nodes": page,
+            "total_count": len(matching),
+            "page_info": {
+                "has_next_page": more,
+                "has_previous_page": start > 0,
+                "end_cursor": str(start + len(page)) if more else None,
+                "start_cursor": str(start),
+            },
+        }
 
     def createFormAnswerGroup(self, _info, input=None):
         input = input or {}
         missing = [name for name in ("user_id", "custom_module_form_id") if not input.get(name)]
         if missing:
-            return {"form_answer_group": None,
-                    "messages": [{"field": name, "message": "can't be blank"} for name in missing]}
+            return {
+                "form_answer_group": None,
+                "messages": [{"field": name, "message": "can't be blank"} for name in missing],
+            }
         group_id = str(next(self._ids))
         self.form_answer_groups[group_id] = {**input, "finished": bool(input.get("finished"))}
-        return {"form_answer_group": {"id": group_id, **self.form_answer_groups[group_id]},
-                "messages": []}
+        return {
+            "form_answer_group": {"id": group_id, **self.form_answer_groups[group_id]},
+            "messages": [],
+        }
 
     def createCareAlert(self, _info, input):
         if not input.get("content") and not input.get("template_id"):
-            return {"care_alert": None, "messages": [{"field": "content", "message": "can't be blank"}]}
+            return {
+                "care_alert": None,
+                "messages": [{"field": "content", "message": "can't be blank"}],
+            }
         alert_id = str(next(self._ids))
         now = datetime.now(timezone.utc).isoformat()
-        self.care_alerts[alert_id] = {"priority": "NORMAL", **input, "deleted_at": None,
-                                      "created_at": now, "updated_at": now}
+        self.care_alerts[alert_id] = {
+            "priority": "NORMAL",
+            **input,
+            "deleted_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
         return {"care_alert": {"id": alert_id, **self.care_alerts[alert_id]}, "messages": []}
 
     def updateCareAlert(self, _info, input):
@@ -277,8 +324,11 @@ class HealthieGraphqlFake:
         return {"care_alert": {"id": input["id"], **alert}, "messages": []}
 
     def active_alerts(self, patient_id: str) -> list[dict]:
-        return [a for a in self.care_alerts.values()
-                if a["patient_id"] == patient_id and not a["deleted_at"] and not self._expired(a)]
+        return [
+            a
+            for a in self.care_alerts.values()
+            if a["patient_id"] == patient_id and not a["deleted_at"] and not self._expired(a)
+        ]
 
     def _live_alert(self, alert_id: str) -> dict:
         alert = self.care_alerts.get(str(alert_id))
@@ -287,7 +337,9 @@ class HealthieGraphqlFake:
         return alert
 
     def _expired(self, alert: dict) -> bool:
-        return bool(alert.get("expires_on")) and date.fromisoformat(alert["expires_on"]) < self.today()
+        return (
+            bool(alert.get("expires_on")) and date.fromisoformat(alert["expires_on"]) < self.today()
+        )
 
 
 def _error(error) -> dict:

@@ -15,7 +15,11 @@ from collections.abc import Callable
 import requests
 
 from integrations.ehr.errors import (
-    EhrAuthError, EhrError, EhrNotFound, EhrPermanentError, EhrTransientError,
+    EhrAuthError,
+    EhrError,
+    EhrNotFound,
+    EhrPermanentError,
+    EhrTransientError,
 )
 from integrations.ehr.fhir_client import error_for_response
 from integrations.http import DEFAULT_TIMEOUT, TRANSPORT_FAILURES, build_session
@@ -59,8 +63,14 @@ mutation allianceDeleteCareAlert($input: DeleteCareAlertInput!) {
 }"""
 
 # extensions.code values that say "try again later"; anything else is a refusal.
-TRANSIENT_CODES = {"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "RATE_LIMITED",
-                   "THROTTLED", "TOO_MANY_REQUESTS"}
+TRANSIENT_CODES = {
+    "INTERNAL_SERVER_ERROR",
+    "SERVICE_UNAVAILABLE",
+    "TIMEOUT",
+    "RATE_LIMITED",
+    "THROTTLED",
+    "TOO_MANY_REQUESTS",
+}
 AUTH_CODES = {"UNAUTHENTICATED", "UNAUTHORIZED", "FORBIDDEN"}
 MAX_PAGES = 20
 
@@ -68,13 +78,19 @@ MAX_PAGES = 20
 class HealthieGraphqlClient:
     """HealthieApi over HTTP."""
 
-    def __init__(self, api_url: str, api_key: str, session: requests.Session | None = None,
-                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._url = api_url
         self._session = session or build_session(timeout)
-        self._session.headers.update({"Authorization": f"Basic {api_key}",
-                                      "AuthorizationSource": "API"})
+        self._session.headers.update(
+            {"Authorization": f"Basic {api_key}", "AuthorizationSource": "API"}
+        )
         self._timeout = timeout
         self._clock = clock
 
@@ -89,8 +105,9 @@ class HealthieGraphqlClient:
     def form_answer_group_id(self, external_id: str) -> str | None:
         """The form answer group with this external_id, or None."""
         try:
-            data = self.execute("allianceFormAnswerGroup", FORM_ANSWER_GROUP,
-                                {"external_id": external_id})
+            data = self.execute(
+                "allianceFormAnswerGroup", FORM_ANSWER_GROUP, {"external_id": external_id}
+            )
         except EhrNotFound:
             return None
         found = data.get("formAnswerGroup")
@@ -98,8 +115,12 @@ class HealthieGraphqlClient:
 
     def create_form_answer_group(self, fields: dict) -> str:
         """createFormAnswerGroup; returns the new id."""
-        payload = self._mutate("allianceCreateFormAnswerGroup", CREATE_FORM_ANSWER_GROUP,
-                               "createFormAnswerGroup", fields)
+        payload = self._mutate(
+            "allianceCreateFormAnswerGroup",
+            CREATE_FORM_ANSWER_GROUP,
+            "createFormAnswerGroup",
+            fields,
+        )
         return _created_id(payload, "form_answer_group", "createFormAnswerGroup")
 
     def active_care_alerts(self, patient_id: str) -> list[dict]:
@@ -107,8 +128,9 @@ class HealthieGraphqlClient:
         alerts: list[dict] = []
         after = None
         for _ in range(MAX_PAGES):
-            data = self.execute("allianceCareAlerts", CARE_ALERTS,
-                                {"patient_id": patient_id, "after": after})
+            data = self.execute(
+                "allianceCareAlerts", CARE_ALERTS, {"patient_id": patient_id, "after": after}
+            )
             page = data.get("careAlerts") or {}
             alerts += [node for node in page.get("nodes") or [] if node]
             info = page.get("page_info") or {}
@@ -119,7 +141,9 @@ class HealthieGraphqlClient:
 
     def create_care_alert(self, fields: dict) -> str:
         """createCareAlert; returns the new id."""
-        payload = self._mutate("allianceCreateCareAlert", CREATE_CARE_ALERT, "createCareAlert", fields)
+        payload = self._mutate(
+            "allianceCreateCareAlert", CREATE_CARE_ALERT, "createCareAlert", fields
+        )
         return _created_id(payload, "care_alert", "createCareAlert")
 
     def update_care_alert(self, fields: dict) -> None:
@@ -128,7 +152,9 @@ class HealthieGraphqlClient:
 
     def delete_care_alert(self, alert_id: str) -> None:
         """deleteCareAlert."""
-        self._mutate("allianceDeleteCareAlert", DELETE_CARE_ALERT, "deleteCareAlert", {"id": alert_id})
+        self._mutate(
+            "allianceDeleteCareAlert", DELETE_CARE_ALERT, "deleteCareAlert", {"id": alert_id}
+        )
 
     def _mutate(self, operation: str, document: str, field: str, fields: dict) -> dict:
         payload = self.execute(operation, document, {"input": fields}).get(field)
@@ -144,8 +170,9 @@ class HealthieGraphqlClient:
         """POST one operation; its `data`, or the error class that says what to do next."""
         body = {"operationName": operation, "query": document, "variables": variables}
         try:
-            response = self._session.post(self._url, json=body, timeout=self._timeout,
-                                          allow_redirects=False)
+            response = self._session.post(
+                self._url, json=body, timeout=self._timeout, allow_redirects=False
+            )
         except TRANSPORT_FAILURES as exc:
             raise EhrTransientError(f"Healthie {operation} failed: {type(exc).__name__}") from exc
         if not 200 <= response.status_code < 300:
@@ -153,8 +180,9 @@ class HealthieGraphqlClient:
         try:
             answer = response.json()
         except ValueError:
-            raise EhrTransientError(f"Healthie {operation} answered {response.status_code} "
-                                    "with a body that is not JSON") from None
+            raise EhrTransientError(
+                f"Healthie {operation} answered {response.status_code} with a body that is not JSON"
+            ) from None
         if not isinstance(answer, dict):
             raise EhrTransientError(f"Healthie {operation} answered JSON that is not an object")
         if answer.get("errors"):

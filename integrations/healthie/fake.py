@@ -23,8 +23,9 @@ class InMemoryHealthie:
         self.calls: list[str] = []
         self._failures: list[tuple[str | None, EhrError, bool]] = []
 
-    def fail_next(self, error: EhrError, operation: str | None = None,
-                  after_write: bool = False) -> None:
+    def fail_next(
+        self, error: EhrError, operation: str | None = None, after_write: bool = False
+    ) -> None:
         """The next call (of that operation, or any) raises; after_write: it takes effect first."""
         self._failures.append((operation, error, after_write))
 
@@ -35,32 +36,48 @@ class InMemoryHealthie:
 
     def form_answer_group_id(self, external_id: str) -> str | None:
         self._call("formAnswerGroup")
-        return next((group_id for group_id, group in self.form_answer_groups.items()
-                     if group.get("external_id") == external_id), None)
+        return next(
+            (
+                group_id
+                for group_id, group in self.form_answer_groups.items()
+                if group.get("external_id") == external_id
+            ),
+            None,
+        )
 
     def create_form_answer_group(self, fields: dict) -> str:
         group_id = str(next(self._ids))
-        return self._write("createFormAnswerGroup", lambda: self.form_answer_groups.__setitem__(
-            group_id, copy.deepcopy(fields)), group_id)
+        return self._write(
+            "createFormAnswerGroup",
+            lambda: self.form_answer_groups.__setitem__(group_id, copy.deepcopy(fields)),
+            group_id,
+        )
 
     def active_care_alerts(self, patient_id: str) -> list[dict]:
         self._call("careAlerts")
         today = self._clock().date()
-        return [{"id": alert_id, "content": alert["content"]}
-                for alert_id, alert in self.care_alerts.items()
-                if alert["patient_id"] == str(patient_id) and not alert["deleted"]
-                and not _expired(alert, today)]
+        return [
+            {"id": alert_id, "content": alert["content"]}
+            for alert_id, alert in self.care_alerts.items()
+            if alert["patient_id"] == str(patient_id)
+            and not alert["deleted"]
+            and not _expired(alert, today)
+        ]
 
     def create_care_alert(self, fields: dict) -> str:
         alert_id = str(next(self._ids))
         alert = {**copy.deepcopy(fields), "patient_id": str(fields["patient_id"]), "deleted": False}
-        return self._write("createCareAlert",
-                           lambda: self.care_alerts.__setitem__(alert_id, alert), alert_id)
+        return self._write(
+            "createCareAlert", lambda: self.care_alerts.__setitem__(alert_id, alert), alert_id
+        )
 
     def update_care_alert(self, fields: dict) -> None:
         alert = self._alert(fields["id"], "updateCareAlert")
-        self._write("updateCareAlert", lambda: alert.update(
-            {k: v for k, v in fields.items() if k != "id"}), None)
+        self._write(
+            "updateCareAlert",
+            lambda: alert.update({k: v for k, v in fields.items() if k != "id"}),
+            None,
+        )
 
     def delete_care_alert(self, alert_id: str) -> None:
         alert = self._alert(alert_id, "deleteCareAlert")

@@ -39,34 +39,53 @@ class HealthieRecordWriter:
         external_id = f"alliance-{record.response_id}"
         existing = self._api.form_answer_group_id(external_id)
         if existing is None:
-            existing = self._api.create_form_answer_group({
-                "user_id": record.patient_id, "custom_module_form_id": self._form_id,
-                "appointment_id": record.session_id, "finished": True, "name": FORM_NAME,
-                "external_id": external_id, "form_answers": self._answers(record),
-            })
+            existing = self._api.create_form_answer_group(
+                {
+                    "user_id": record.patient_id,
+                    "custom_module_form_id": self._form_id,
+                    "appointment_id": record.session_id,
+                    "finished": True,
+                    "name": FORM_NAME,
+                    "external_id": external_id,
+                    "form_answers": self._answers(record),
+                }
+            )
         return WrittenScores(existing, existing)
 
     def raise_flag(self, record: AllianceRecord, text: str, episode_id: str) -> FlagRef:
         """A HIGH CareAlert for the episode, created once."""
         alert_id = self._find_alert(record.patient_id, episode_id)
         if alert_id is None:
-            alert_id = self._api.create_care_alert({
-                "patient_id": record.patient_id, "content": alert_content(text, episode_id),
-                "priority": "HIGH", "expires_on": self._expires_on().isoformat(),
-            })
+            alert_id = self._api.create_care_alert(
+                {
+                    "patient_id": record.patient_id,
+                    "content": alert_content(text, episode_id),
+                    "priority": "HIGH",
+                    "expires_on": self._expires_on().isoformat(),
+                }
+            )
         return FlagRef(f"{record.patient_id}/{alert_id}", None, episode_id)
 
     def update_flag_text(self, flag: FlagRef, text: str) -> FlagRef:
         """New text and a later expiry; a new alert if someone removed the old one meanwhile."""
         patient_id, alert_id = _split(flag.id)
         if alert_id not in self._active_ids(patient_id):
-            alert_id = self._find_alert(patient_id, flag.identifier) or self._api.create_care_alert({
-                "patient_id": patient_id, "content": alert_content(text, flag.identifier),
-                "priority": "HIGH", "expires_on": self._expires_on().isoformat(),
-            })
+            alert_id = self._find_alert(patient_id, flag.identifier) or self._api.create_care_alert(
+                {
+                    "patient_id": patient_id,
+                    "content": alert_content(text, flag.identifier),
+                    "priority": "HIGH",
+                    "expires_on": self._expires_on().isoformat(),
+                }
+            )
             return FlagRef(f"{patient_id}/{alert_id}", None, flag.identifier)
-        self._api.update_care_alert({"id": alert_id, "content": alert_content(text, flag.identifier),
-                                     "expires_on": self._expires_on().isoformat()})
+        self._api.update_care_alert(
+            {
+                "id": alert_id,
+                "content": alert_content(text, flag.identifier),
+                "expires_on": self._expires_on().isoformat(),
+            }
+        )
         return flag
 
     def resolve_flag(self, flag: FlagRef, ended_at: datetime) -> FlagRef:
@@ -78,8 +97,14 @@ class HealthieRecordWriter:
 
     def _find_alert(self, patient_id: str, episode_id: str) -> str | None:
         marker = episode_marker(episode_id)
-        return next((str(alert["id"]) for alert in self._api.active_care_alerts(patient_id)
-                     if marker in (alert.get("content") or "")), None)
+        return next(
+            (
+                str(alert["id"])
+                for alert in self._api.active_care_alerts(patient_id)
+                if marker in (alert.get("content") or "")
+            ),
+            None,
+        )
 
     def _active_ids(self, patient_id: str) -> set[str]:
         return {str(alert["id"]) for alert in self._api.active_care_alerts(patient_id)}
@@ -88,20 +113,33 @@ class HealthieRecordWriter:
         return self._clock().date() + timedelta(days=self._alert_days)
 
     def _answers(self, record: AllianceRecord) -> list[dict]:
-        values = {"summary": summary(record), "total": _number(record.total),
-                  "pomp": _number(record.pomp), "decision": record.decision,
-                  "interpretation": record.interpretation or "",
-                  **{name: _number(value) for name, value in record.subscales.items()}}
-        return [{"custom_module_id": module_id, "answer": values[name]}
-                for name, module_id in self._fields.items() if name in values]
+        values = {
+            "summary": summary(record),
+            "total": _number(record.total),
+            "pomp": _number(record.pomp),
+            "decision": record.decision,
+            "interpretation": record.interpretation or "",
+            **{name: _number(value) for name, value in record.subscales.items()},
+        }
+        return [
+            {"custom_module_id": module_id, "answer": values[name]}
+            for name, module_id in self._fields.items()
+            if name in values
+        ]
 
 
 def summary(record: AllianceRecord) -> str:
     """One line a clinician reads on the chart (no names: the chart already says whose it is)."""
-    parts = [f"Alliance {_number(record.total)} of {_number(record.total_max)}"
-             f" ({_number(record.pomp)}% of the scale)"]
+    parts = [
+        (
+            f"Alliance {_number(record.total)} of {_number(record.total_max)}"
+            f" ({_number(record.pomp)}% of the scale)"
+        )
+    ]
     if record.subscales:
-        parts.append(", ".join(f"{name} {_number(value)}" for name, value in record.subscales.items()))
+        parts.append(
+            ", ".join(f"{name} {_number(value)}" for name, value in record.subscales.items())
+        )
     parts.append(f"decision: {record.decision}")
     text = "; ".join(parts) + "."
     return f"{text} {' '.join(record.reasons)}".strip()

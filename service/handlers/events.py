@@ -183,7 +183,8 @@ def _read_appointment(services: Services, practice: Practice, payload: dict) -> 
     if not practice.healthie:
         raise PermanentFailure("the practice has no healthie section to read the appointment with")
     try:
-        appointment = services.healthie_for(practice.healthie).appointment(payload["appointment_id"])
+        api = services.healthie_for(practice.healthie)
+        appointment = api.appointment(payload["appointment_id"])
     except EhrTransientError as error:
         raise RetryLater("Healthie unavailable while reading the appointment", error.retry_after)
     except EhrPermanentError as error:

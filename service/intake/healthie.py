@@ -42,24 +42,58 @@ def healthie_arrival(event: dict, delivery_id: str) -> Arrival:
     """The arrival for a verified, parsed webhook: read later, or recorded as not a session."""
     event_type, appointment_id = event["event_type"], event["resource_id"]
     if event_type not in READ_EVENTS and event_type != "appointment.deleted":
-        return Arrival(SOURCE, delivery_id, event_type, {}, False,
-                       f"event type {event_type} is not an appointment change")
+        return Arrival(
+            SOURCE,
+            delivery_id,
+            event_type,
+            {},
+            False,
+            f"event type {event_type} is not an appointment change",
+        )
     if event["resource_id_type"] != "Appointment":
-        return Arrival(SOURCE, delivery_id, event_type, {}, False,
-                       f"resource type {event['resource_id_type']} is not an Appointment")
+        return Arrival(
+            SOURCE,
+            delivery_id,
+            event_type,
+            {},
+            False,
+            f"resource type {event['resource_id_type']} is not an Appointment",
+        )
     if event_type == "appointment.deleted":
-        return Arrival(SOURCE, delivery_id, event_type, {}, False,
-                       "the appointment was deleted in Healthie", session_id=appointment_id)
+        return Arrival(
+            SOURCE,
+            delivery_id,
+            event_type,
+            {},
+            False,
+            "the appointment was deleted in Healthie",
+            session_id=appointment_id,
+        )
     changed = event["changed_fields"]
-    if event_type == "appointment.updated" and changed and not any(
-            name.startswith("pm_status") for name in changed):
+    if (
+        event_type == "appointment.updated"
+        and changed
+        and not any(name.startswith("pm_status") for name in changed)
+    ):
         # The status did not change: Healthie need not be asked (the docs suggest reading
         # changed_fields first); an update without changed_fields is read to be safe.
-        return Arrival(SOURCE, delivery_id, event_type, {}, False,
-                       "the update did not change the appointment status (pm_status)",
-                       session_id=appointment_id)
-    return Arrival(SOURCE, delivery_id, event_type, {"appointment_id": appointment_id}, None,
-                   session_id=appointment_id)
+        return Arrival(
+            SOURCE,
+            delivery_id,
+            event_type,
+            {},
+            False,
+            "the update did not change the appointment status (pm_status)",
+            session_id=appointment_id,
+        )
+    return Arrival(
+        SOURCE,
+        delivery_id,
+        event_type,
+        {"appointment_id": appointment_id},
+        None,
+        session_id=appointment_id,
+    )
 
 
 def session_from_appointment(appointment: dict | None) -> dict:
@@ -70,17 +104,21 @@ def session_from_appointment(appointment: dict | None) -> dict:
         return {"ignored": "the appointment was deleted in Healthie"}
     status = str(appointment.get("pm_status") or "").strip()
     if status.lower() != OCCURRED:
-        return {"ignored": f"appointment status {status or '(none)'} is not a completed session "
-                           "(Occurred)"}
+        return {
+            "ignored": f"appointment status {status or '(none)'} is not a completed session "
+            "(Occurred)"
+        }
     client = _client(appointment)
     if client is None:
         return {"ignored": "a group appointment (no single client) is not surveyed"}
     appointment_id = str(appointment["id"])
     return {
-        "session_id": appointment_id, "patient_id": str(client["id"]),
+        "session_id": appointment_id,
+        "patient_id": str(client["id"]),
         "practitioner_id": _id(appointment.get("provider")),
         "ended_at": _ended_at(appointment.get("date"), appointment.get("length")),
-        "contact": _contact(client), "dedupe_keys": [session_key(appointment_id)],
+        "contact": _contact(client),
+        "dedupe_keys": [session_key(appointment_id)],
     }
 
 
@@ -88,7 +126,9 @@ def _client(appointment: dict) -> dict | None:
     user = appointment.get("user")
     if isinstance(user, dict) and user.get("id"):
         return user
-    attendees = [a for a in appointment.get("attendees") or [] if isinstance(a, dict) and a.get("id")]
+    attendees = [
+        a for a in appointment.get("attendees") or [] if isinstance(a, dict) and a.get("id")
+    ]
     return attendees[0] if len(attendees) == 1 else None
 
 

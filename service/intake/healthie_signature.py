@@ -40,8 +40,10 @@ MAX_HEADER = 4096
 HEX_256 = re.compile(r"\A[0-9a-fA-F]{64}\Z")
 # One refusal for every signature mismatch and for an unknown practice, so an unsigned caller
 # cannot tell which practice ids exist.
-NOT_SIGNED = ("the Signature header does not verify with the practice's Healthie webhook "
-              "secret (or no such practice is set up for Healthie)")
+NOT_SIGNED = (
+    "the Signature header does not verify with the practice's Healthie webhook "
+    "secret (or no such practice is set up for Healthie)"
+)
 
 
 def check_headers_and_digest(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
@@ -54,12 +56,15 @@ def check_headers_and_digest(headers: Mapping[str, str], body: bytes) -> dict[st
         raise SignatureRefused(f"a signature header is longer than {MAX_HEADER} characters")
     given = _sha256_member(values["Content-Digest"])
     if not hmac.compare_digest(given, hashlib.sha256(body).digest()):
-        raise SignatureRefused("the Content-Digest does not match the body (SHA-256 of the raw bytes)")
+        raise SignatureRefused(
+            "the Content-Digest does not match the body (SHA-256 of the raw bytes)"
+        )
     return values
 
 
-def verify_signature(secret: str, headers: Mapping[str, str], *, method: str, path: str,
-                     query: str, body: bytes) -> None:
+def verify_signature(
+    secret: str, headers: Mapping[str, str], *, method: str, path: str, query: str, body: bytes
+) -> None:
     """Raise SignatureRefused unless `Signature` is Healthie's HMAC of this request."""
     values = check_headers_and_digest(headers, body)
     given = _signatures(values["Signature"])
@@ -93,8 +98,12 @@ def _sha256_member(header: str) -> bytes:
             decoded = _decode(value.strip())
             if decoded is not None and len(decoded) == 32:
                 return decoded
-            raise SignatureRefused("the Content-Digest sha-256 value is neither base64 nor hex of 32 bytes")
-    raise SignatureRefused("the Content-Digest header has no sha-256 member (e.g. sha-256=:<base64>:)")
+            raise SignatureRefused(
+                "the Content-Digest sha-256 value is neither base64 nor hex of 32 bytes"
+            )
+    raise SignatureRefused(
+        "the Content-Digest header has no sha-256 member (e.g. sha-256=:<base64>:)"
+    )
 
 
 def _signatures(header: str) -> list[bytes]:

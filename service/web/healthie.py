@@ -39,9 +39,16 @@ def healthie_webhook(practice_id: str):
     secret = practice.healthie.get("webhook_secret") if practice else None
     if not secret:
         _refuse(SignatureRefused(NOT_SIGNED))
-    _refused_unless(lambda: verify_signature(
-        secret, request.headers, method=request.method, path=request.script_root + request.path,
-        query=request.query_string.decode("latin-1"), body=body))
+    _refused_unless(
+        lambda: verify_signature(
+            secret,
+            request.headers,
+            method=request.method,
+            path=request.script_root + request.path,
+            query=request.query_string.decode("latin-1"),
+            body=body,
+        )
+    )
     arrival = healthie_arrival(_event(_json(body)), delivery_id(headers, body))
     return _answer(record_arrival(services, practice, arrival))
 
@@ -59,8 +66,12 @@ def delivery_id(headers: dict[str, str], body: bytes) -> str:
 
 def _event(document) -> dict:
     if not isinstance(document, dict):
-        raise Problem(422, "Invalid event", "the body must be a JSON object",
-                      errors={"(body)": "must be a JSON object"})
+        raise Problem(
+            422,
+            "Invalid event",
+            "the body must be a JSON object",
+            errors={"(body)": "must be a JSON object"},
+        )
     try:
         return HEALTHIE_WEBHOOK.load(document)
     except ValidationError as error:

@@ -120,10 +120,11 @@ def _hl7v2(spec: APISpec) -> None:
 def _healthie(spec: APISpec) -> None:
     text = {"in": "header", "required": True, "schema": {"type": "string"}}
     spec.path("/webhooks/{practice_id}/healthie", parameters=[PRACTICE], operations={"post": {
-        "summary": "A signed Healthie webhook (thin: the worker reads the appointment over GraphQL)",
+        "summary": "A signed Healthie webhook (thin: the worker reads the appointment)",
         "description": "Signed as Healthie signs (docs/integrations.md): Content-Digest is checked "
                        "against the raw body, then Signature, an HMAC-SHA256 keyed with "
-                       "healthie.webhook_secret. An unknown practice is refused as a bad signature.",
+                       "healthie.webhook_secret. An unknown practice is refused as a bad "
+                       "signature.",
         "parameters": [
             {"name": "Content-Digest", **text, "description": "sha-256 of the raw body: "
              "'sha-256=:<base64>:' (RFC 9530) or 'SHA-256=<base64 or hex>'"},
@@ -131,7 +132,8 @@ def _healthie(spec: APISpec) -> None:
              "of the same Signature-Input and body is answered as a duplicate"},
             {"name": "Signature", **text, "description": "'sig1=<hex HMAC-SHA256>' of "
              "'<method> <path> <query> <digest> application/json <length>'"}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": "HealthieWebhook"}}},
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": "HealthieWebhook"}}},
         "responses": {
             "202": _json("EventAccepted", "stored; the worker reads the appointment"),
             "200": _json("EventAccepted", "a repeated delivery: nothing new happens"),

@@ -6,11 +6,14 @@ the EHR error classes."""
 from __future__ import annotations
 
 import pytest
+from healthie_graphql import HealthieGraphqlFake
 from werkzeug import Response
 
-from healthie_graphql import HealthieGraphqlFake
 from integrations.ehr.errors import (
-    EhrAuthError, EhrNotFound, EhrPermanentError, EhrTransientError,
+    EhrAuthError,
+    EhrNotFound,
+    EhrPermanentError,
+    EhrTransientError,
 )
 from integrations.healthie.client import HealthieGraphqlClient, build_healthie_api
 
@@ -39,9 +42,14 @@ def test_every_call_carries_the_api_key_and_the_api_source(api, fake):
 
 def test_the_appointment_read_asks_for_the_fields_of_the_completion_rule(api, fake):
     fake.appointments["4321"] = {
-        "id": "4321", "pm_status": "Occurred", "date": "2026-11-26T15:00:00-06:00", "length": 50,
+        "id": "4321",
+        "pm_status": "Occurred",
+        "date": "2026-11-26T15:00:00-06:00",
+        "length": 50,
         "user": {"id": "77", "email": "client@example.org", "phone_number": "+15551234567"},
-        "attendees": [{"id": "77"}], "provider": {"id": "9"}}
+        "attendees": [{"id": "77"}],
+        "provider": {"id": "9"},
+    }
     appointment = api.appointment(4321)
     assert appointment["pm_status"] == "Occurred" and appointment["user"]["id"] == "77"
     assert appointment["provider"] == {"id": "9"} and appointment["length"] == 50
@@ -52,20 +60,36 @@ def test_the_appointment_read_asks_for_the_fields_of_the_completion_rule(api, fa
 
 def test_form_answer_group_lookup_and_create_use_external_id(api, fake):
     assert api.form_answer_group_id("alliance-r1") is None
-    created = api.create_form_answer_group({
-        "user_id": "77", "custom_module_form_id": "300", "finished": True, "external_id": "alliance-r1",
-        "appointment_id": "4321", "name": "x",
-        "form_answers": [{"custom_module_id": "301", "answer": "27"}]})
+    created = api.create_form_answer_group(
+        {
+            "user_id": "77",
+            "custom_module_form_id": "300",
+            "finished": True,
+            "external_id": "alliance-r1",
+            "appointment_id": "4321",
+            "name": "x",
+            "form_answers": [{"custom_module_id": "301", "answer": "27"}],
+        }
+    )
     assert api.form_answer_group_id("alliance-r1") == created
     assert fake.form_answer_groups[created]["finished"] is True
     assert [r["operation"] for r in fake.requests] == [
-        "allianceFormAnswerGroup", "allianceCreateFormAnswerGroup", "allianceFormAnswerGroup"]
+        "allianceFormAnswerGroup",
+        "allianceCreateFormAnswerGroup",
+        "allianceFormAnswerGroup",
+    ]
     assert fake.requests[1]["variables"]["input"]["external_id"] == "alliance-r1"
 
 
 def test_care_alerts_create_list_update_delete(api, fake):
-    alert_id = api.create_care_alert({"patient_id": "77", "content": "Alliance rupture",
-                                      "priority": "HIGH", "expires_on": "2099-01-01"})
+    alert_id = api.create_care_alert(
+        {
+            "patient_id": "77",
+            "content": "Alliance rupture",
+            "priority": "HIGH",
+            "expires_on": "2099-01-01",
+        }
+    )
     assert api.active_care_alerts("77") == [{"id": alert_id, "content": "Alliance rupture"}]
     api.update_care_alert({"id": alert_id, "content": "Still strained", "expires_on": "2099-02-01"})
     assert fake.care_alerts[alert_id]["content"] == "Still strained"
@@ -78,23 +102,35 @@ def test_care_alerts_create_list_update_delete(api, fake):
 
 def test_every_page_of_care_alerts_is_read(api, fake):
     for number in range(130):
-        fake.care_alerts[str(number)] = {"patient_id": "77", "content": f"a{number}",
-                                         "priority": "NORMAL", "deleted_at": None}
+        fake.care_alerts[str(number)] = {
+            "patient_id": "77",
+            "content": f"a{number}",
+            "priority": "NORMAL",
+            "deleted_at": None,
+        }
     assert len(api.active_care_alerts("77")) == 130
     assert fake.operations() == ["allianceCareAlerts", "allianceCareAlerts"]
     assert fake.requests[1]["variables"]["after"] == "100"
 
 
-@pytest.mark.parametrize("answer, error", [
-    (Response("busy", status=503), EhrTransientError),
-    (Response("slow down", status=429, headers={"Retry-After": "7"}), EhrTransientError),
-    (Response("no", status=401), EhrAuthError),
-    (Response("<html>proxy</html>", status=200, mimetype="text/html"), EhrTransientError),
-    ({"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}},
-     EhrTransientError),
-    ({"message": "You are not authorized", "extensions": {"code": "UNAUTHENTICATED"}}, EhrAuthError),
-    ({"message": "Variable $input is invalid"}, EhrPermanentError),
-])
+@pytest.mark.parametrize(
+    "answer, error",
+    [
+        (Response("busy", status=503), EhrTransientError),
+        (Response("slow down", status=429, headers={"Retry-After": "7"}), EhrTransientError),
+        (Response("no", status=401), EhrAuthError),
+        (Response("<html>proxy</html>", status=200, mimetype="text/html"), EhrTransientError),
+        (
+            {"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}},
+            EhrTransientError,
+        ),
+        (
+            {"message": "You are not authorized", "extensions": {"code": "UNAUTHENTICATED"}},
+            EhrAuthError,
+        ),
+        ({"message": "Variable $input is invalid"}, EhrPermanentError),
+    ],
+)
 def test_failures_map_onto_transient_and_permanent(api, fake, answer, error):
     fake.fail_next(answer)
     with pytest.raises(error) as raised:

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from healthie_support import (
+    HEALTHIE_KEY,
+    HEALTHIE_SECRET,
+    healthie_event,
+    healthie_practice,
+    signed,
+)
 
-from healthie_support import HEALTHIE_KEY, HEALTHIE_SECRET, healthie_event, healthie_practice, signed
 from service.cli import main
 from service.config import Settings
 from service.web import create_app
@@ -17,9 +23,13 @@ from service.web import create_app
 
 @pytest.fixture
 def env(tmp_path) -> dict:
-    return {"ALLIANCE_DATABASE_URL": f"sqlite:///{tmp_path / 'alliance.db'}",
-            "ALLIANCE_BROKER_URL": "embedded", "ALLIANCE_SECRET_KEY": "cli-test-secret-key-" + "h" * 32,
-            "ALLIANCE_VAR_DIR": str(tmp_path / "var"), "ALLIANCE_LOG_LEVEL": "WARNING"}
+    return {
+        "ALLIANCE_DATABASE_URL": f"sqlite:///{tmp_path / 'alliance.db'}",
+        "ALLIANCE_BROKER_URL": "embedded",
+        "ALLIANCE_SECRET_KEY": "cli-test-secret-key-" + "h" * 32,
+        "ALLIANCE_VAR_DIR": str(tmp_path / "var"),
+        "ALLIANCE_LOG_LEVEL": "WARNING",
+    }
 
 
 @pytest.fixture
@@ -42,7 +52,9 @@ def applied(alliance, tmp_path):
     return path
 
 
-def test_show_and_list_redact_the_healthie_secrets_and_the_file_does_not_hold_them(alliance, applied, env):
+def test_show_and_list_redact_the_healthie_secrets_and_the_file_does_not_hold_them(
+    alliance, applied, env
+):
     shown = json.loads(alliance("practice", "show", "northside").stdout)
     assert shown["healthie"]["api_key"] == shown["healthie"]["webhook_secret"] == "<redacted>"
     assert shown["healthie"]["api_url"] == "https://api.gethealthie.com/graphql"
@@ -55,16 +67,24 @@ def test_show_and_list_redact_the_healthie_secrets_and_the_file_does_not_hold_th
         assert secret not in listed and secret.encode() not in raw
 
 
-@pytest.mark.parametrize("change, line", [
-    ({"form_id": None}, "healthie.form_id: required because ehr.type is healthie"),
-    ({"form_fields": {"total": "302"}}, "healthie.form_fields: needs a summary question"),
-    ({"form_fields": {"summary": "301", "Bogus Field": "9"}}, "healthie.form_fields: unknown value(s) 'Bogus Field'"),
-    ({"api_url": "ftp://x"}, "healthie.api_url"),
-    ({"webhook_secret": "short"}, "healthie.webhook_secret"),
-])
+@pytest.mark.parametrize(
+    "change, line",
+    [
+        ({"form_id": None}, "healthie.form_id: required because ehr.type is healthie"),
+        ({"form_fields": {"total": "302"}}, "healthie.form_fields: needs a summary question"),
+        (
+            {"form_fields": {"summary": "301", "Bogus Field": "9"}},
+            "healthie.form_fields: unknown value(s) 'Bogus Field'",
+        ),
+        ({"api_url": "ftp://x"}, "healthie.api_url"),
+        ({"webhook_secret": "short"}, "healthie.webhook_secret"),
+    ],
+)
 def test_a_bad_healthie_section_is_refused_naming_the_field(alliance, tmp_path, change, line):
     document = healthie_practice("https://api.gethealthie.com/graphql")
-    document["healthie"] = {k: v for k, v in {**document["healthie"], **change}.items() if v is not None}
+    document["healthie"] = {
+        k: v for k, v in {**document["healthie"], **change}.items() if v is not None
+    }
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(document))
     refused = alliance("practice", "apply", str(path))
@@ -78,13 +98,21 @@ def test_ehr_type_healthie_needs_the_section(alliance, tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(document))
     refused = alliance("practice", "apply", str(path))
-    assert refused.exit_code == 2 and "healthie: required because ehr.type is healthie" in refused.output
+    assert (
+        refused.exit_code == 2
+        and "healthie: required because ehr.type is healthie" in refused.output
+    )
 
 
 def test_events_list_shows_the_healthie_door(alliance, applied, env):
     app = create_app(settings=Settings.from_env(env))
     body, headers = signed(healthie_event("4321"))
-    assert app.test_client().post("/webhooks/northside/healthie", data=body, headers=headers).status_code == 202
+    assert (
+        app.test_client()
+        .post("/webhooks/northside/healthie", data=body, headers=headers)
+        .status_code
+        == 202
+    )
     header, line = alliance("events", "list").stdout.strip().splitlines()
     row = dict(zip(header.split("\t"), line.split("\t")))
     assert row["source"] == "healthie" and row["event_type"] == "appointment.updated"

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from healthie_graphql import HealthieGraphqlFake
+from healthie_support import HEALTHIE_KEY, healthie_event, healthie_practice, signed
 from sqlalchemy import select
 from werkzeug import Response
 
-from healthie_graphql import HealthieGraphqlFake
-from healthie_support import HEALTHIE_KEY, healthie_event, healthie_practice, signed
 from service import practices
 from service.persistence.tables import surveys, webhook_events
 from service.web import create_app
@@ -39,10 +39,15 @@ def client(services, healthie, httpserver):
 
 def appointment(healthie, clock, appointment_id: str, status: str = "Occurred") -> None:
     healthie.appointments[appointment_id] = {
-        "id": appointment_id, "pm_status": status, "length": 50,
-        "date": (clock() - timedelta(hours=1)).isoformat(), "deleted_at": None,
-        "user": {"id": "77", "email": None, "phone_number": PHONE}, "attendees": [{"id": "77"}],
-        "provider": {"id": "9"}}
+        "id": appointment_id,
+        "pm_status": status,
+        "length": 50,
+        "date": (clock() - timedelta(hours=1)).isoformat(),
+        "deleted_at": None,
+        "user": {"id": "77", "email": None, "phone_number": PHONE},
+        "attendees": [{"id": "77"}],
+        "provider": {"id": "9"},
+    }
 
 
 def webhook(client, appointment_id, **options):
@@ -65,16 +70,22 @@ def session(client, healthie, channels, run_due, clock, appointment_id, answers)
     clock.advance(days=7)
 
 
-def test_webhook_to_survey_to_form_and_care_alert_to_repair(client, healthie, channels, run_due, clock):
+def test_webhook_to_survey_to_form_and_care_alert_to_repair(
+    client, healthie, channels, run_due, clock
+):
     session(client, healthie, channels, run_due, clock, "4321", LOW)
     [(_, group)] = healthie.form_answer_groups.items()
-    assert group["finished"] is True and group["user_id"] == "77" and group["appointment_id"] == "4321"
+    assert (
+        group["finished"] is True and group["user_id"] == "77" and group["appointment_id"] == "4321"
+    )
     assert group["custom_module_form_id"] == "300" and group["external_id"].startswith("alliance-")
     answers = {a["custom_module_id"]: a["answer"] for a in group["form_answers"]}
     assert answers["303"] == "rupture" and answers["301"].startswith("Alliance ")
     [alert] = healthie.active_alerts("77")
     assert alert["priority"] == "HIGH" and "rupture" in alert["content"].lower()
-    assert alert["expires_on"] == (clock().date() - timedelta(days=7) + timedelta(days=21)).isoformat()
+    assert (
+        alert["expires_on"] == (clock().date() - timedelta(days=7) + timedelta(days=21)).isoformat()
+    )
 
     session(client, healthie, channels, run_due, clock, "4322", HIGH)
     session(client, healthie, channels, run_due, clock, "4323", HIGH)
@@ -82,13 +93,18 @@ def test_webhook_to_survey_to_form_and_care_alert_to_repair(client, healthie, ch
     assert len(healthie.care_alerts) == 1 and len(healthie.form_answer_groups) == 3
     operations = healthie.operations()
     assert operations[0] == "allianceAppointment"
-    assert {"allianceCreateFormAnswerGroup", "allianceCreateCareAlert", "allianceDeleteCareAlert"} <= set(operations)
+    assert {
+        "allianceCreateFormAnswerGroup",
+        "allianceCreateCareAlert",
+        "allianceDeleteCareAlert",
+    } <= set(operations)
     for sent in healthie.requests:
         assert sent["headers"]["Authorization"] == f"Basic {HEALTHIE_KEY}"
 
 
 def test_a_no_show_then_occurred_gets_one_survey_and_repeats_are_duplicates(
-        client, services, healthie, channels, run_due, clock):
+    client, services, healthie, channels, run_due, clock
+):
     appointment(healthie, clock, "5000", status="No-Show")
     assert webhook(client, "5000").status_code == 202
     run_due()
@@ -100,13 +116,19 @@ def test_a_no_show_then_occurred_gets_one_survey_and_repeats_are_duplicates(
     run_due()
     assert len(channels["sms"].sent) == 1
     with services.engine.begin() as conn:
-        outcomes = [r.outcome for r in conn.execute(
-            select(webhook_events.c.outcome).order_by(webhook_events.c.received_at))]
+        outcomes = [
+            r.outcome
+            for r in conn.execute(
+                select(webhook_events.c.outcome).order_by(webhook_events.c.received_at)
+            )
+        ]
         assert conn.execute(select(surveys.c.session_id)).scalars().all() == ["5000"]
     assert sorted(outcomes) == ["duplicate-session", "ignored", "survey-scheduled"]
 
 
-def test_healthie_down_while_reading_is_retried(client, services, healthie, channels, run_due, clock):
+def test_healthie_down_while_reading_is_retried(
+    client, services, healthie, channels, run_due, clock
+):
     appointment(healthie, clock, "6000")
     healthie.fail_next(Response("unavailable", status=503))
     assert webhook(client, "6000").status_code == 202
@@ -116,11 +138,15 @@ def test_healthie_down_while_reading_is_retried(client, services, healthie, chan
     assert len(channels["sms"].sent) == 1
 
 
-def test_a_write_healthie_refuses_is_dead_lettered(client, services, healthie, channels, run_due, clock):
+def test_a_write_healthie_refuses_is_dead_lettered(
+    client, services, healthie, channels, run_due, clock
+):
     appointment(healthie, clock, "7000")
     assert webhook(client, "7000").status_code == 202
     run_due()
-    healthie.fail_next({"message": "Custom module form is invalid"}, "allianceCreateFormAnswerGroup")
+    healthie.fail_next(
+        {"message": "Custom module form is invalid"}, "allianceCreateFormAnswerGroup"
+    )
     assert answer(client, channels, HIGH).status_code == 201
     assert run_due() == [("response.writeback", "dead")]
     assert healthie.form_answer_groups == {}

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select
-
 from healthie_support import HEALTHIE_SECRET, healthie_event, healthie_practice, signed
+from sqlalchemy import func, select
+from support import PAYLOADS, practice_document
+
 from service import practices
 from service.persistence.tables import outbox, session_keys, webhook_events
 from service.web import create_app
-from support import PAYLOADS, practice_document
 
 URL = "/webhooks/northside/healthie"
 VECTORS = json.loads((PAYLOADS / "vendors" / "healthie-signature-vectors.json").read_text())
@@ -32,8 +32,10 @@ def store(services, document) -> None:
 
 def rows(services) -> dict[str, int]:
     with services.engine.begin() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-                for t in (webhook_events, outbox, session_keys)}
+        return {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar()
+            for t in (webhook_events, outbox, session_keys)
+        }
 
 
 def events(services) -> list[dict]:
@@ -42,7 +44,9 @@ def events(services) -> list[dict]:
 
 
 def post(client, document=None, **sign_options):
-    body, headers = signed(document if document is not None else healthie_event("4321"), **sign_options)
+    body, headers = signed(
+        document if document is not None else healthie_event("4321"), **sign_options
+    )
     return client.post(URL, data=body, headers=headers)
 
 
@@ -63,8 +67,12 @@ def test_requests_signed_by_healthies_sample_are_accepted(services, vector):
     document["healthie"]["webhook_secret"] = VECTORS["secret"]
     store(services, document)
     client = create_app(services=services).test_client()
-    headers = {"Content-Type": "application/json", "Content-Digest": vector["content_digest"],
-               "Signature-Input": vector["signature_input"], "Signature": vector["signature"]}
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Digest": vector["content_digest"],
+        "Signature-Input": vector["signature_input"],
+        "Signature": vector["signature"],
+    }
     answered = client.post(vector["path"], data=vector["body"], headers=headers)
     assert answered.status_code == 202, answered.get_json()
 
@@ -83,8 +91,14 @@ def test_a_replayed_delivery_is_a_duplicate_and_stores_nothing_more(client, serv
 
 
 def test_other_events_are_recorded_with_the_reason(client, services):
-    answered = post(client, {"resource_id": "123", "resource_id_type": "FormAnswerGroup",
-                             "event_type": "form_answer_group.locked"})
+    answered = post(
+        client,
+        {
+            "resource_id": "123",
+            "resource_id_type": "FormAnswerGroup",
+            "event_type": "form_answer_group.locked",
+        },
+    )
     assert answered.status_code == 202
     assert "not an appointment change" in answered.get_json()["ignored"]
     assert rows(services) == {"webhook_events": 1, "outbox": 0, "session_keys": 0}
@@ -102,15 +116,18 @@ def without(name):
     return lambda body, headers: (body, {k: v for k, v in headers.items() if k != name})
 
 
-@pytest.mark.parametrize("mutate, status, needle", [
-    (tamper_body, 401, "Content-Digest does not match the body"),
-    (tamper_signature, 401, "does not verify"),
-    (without("Content-Digest"), 401, "missing header(s): Content-Digest"),
-    (without("Signature"), 401, "missing header(s): Signature"),
-    (without("Signature-Input"), 401, "missing header(s): Signature-Input"),
-    (lambda b, h: (b, {**h, "Content-Type": "text/plain"}), 415, "application/json"),
-    (lambda b, h: (b + b" " * 300_000, h), 413, "256 KiB"),
-])
+@pytest.mark.parametrize(
+    "mutate, status, needle",
+    [
+        (tamper_body, 401, "Content-Digest does not match the body"),
+        (tamper_signature, 401, "does not verify"),
+        (without("Content-Digest"), 401, "missing header(s): Content-Digest"),
+        (without("Signature"), 401, "missing header(s): Signature"),
+        (without("Signature-Input"), 401, "missing header(s): Signature-Input"),
+        (lambda b, h: (b, {**h, "Content-Type": "text/plain"}), 415, "application/json"),
+        (lambda b, h: (b + b" " * 300_000, h), 413, "256 KiB"),
+    ],
+)
 def test_refusals_name_the_problem_and_store_nothing(client, services, mutate, status, needle):
     body, headers = mutate(*signed(healthie_event("4321")))
     refused = client.post(URL, data=body, headers=headers)
@@ -120,13 +137,18 @@ def test_refusals_name_the_problem_and_store_nothing(client, services, mutate, s
     assert rows(services) == {"webhook_events": 0, "outbox": 0, "session_keys": 0}
 
 
-@pytest.mark.parametrize("body, status, needle", [
-    (b"{not json", 400, "not JSON"),
-    (b"[1, 2]", 422, "must be a JSON object"),
-    (b'{"resource_id": true, "event_type": "appointment.updated"}', 422, "resource_id"),
-    (b"[" * 5000 + b"]" * 5000, 400, "nested too deeply"),
-])
-def test_signed_but_malformed_bodies_are_refused_and_store_nothing(client, services, body, status, needle):
+@pytest.mark.parametrize(
+    "body, status, needle",
+    [
+        (b"{not json", 400, "not JSON"),
+        (b"[1, 2]", 422, "must be a JSON object"),
+        (b'{"resource_id": true, "event_type": "appointment.updated"}', 422, "resource_id"),
+        (b"[" * 5000 + b"]" * 5000, 400, "nested too deeply"),
+    ],
+)
+def test_signed_but_malformed_bodies_are_refused_and_store_nothing(
+    client, services, body, status, needle
+):
     body, headers = signed(body)
     refused = client.post(URL, data=body, headers=headers)
     assert refused.status_code == status, refused.get_json()

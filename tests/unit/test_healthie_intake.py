@@ -7,10 +7,10 @@ import json
 
 import pytest
 from marshmallow import ValidationError
+from support import PAYLOADS
 
 from schemas.healthie import HealthieWebhook
 from service.intake.healthie import healthie_arrival, session_from_appointment
-from support import PAYLOADS
 
 SCHEMA = HealthieWebhook()
 
@@ -34,14 +34,22 @@ def test_a_created_appointment_is_read_too():
     assert arrival(fixture("appointment.created")).completed is None
 
 
-@pytest.mark.parametrize("document, reason", [
-    (fixture("appointment.deleted"), "deleted in Healthie"),
-    (fixture("form_answer_group.locked"), "event type form_answer_group.locked is not an appointment change"),
-    (fixture("standard-payload"), "not an appointment change"),
-    ({**fixture("appointment.updated"), "changed_fields": ["date", "location"]},
-     "did not change the appointment status"),
-    ({**fixture("appointment.updated"), "resource_id_type": "Entry"}, "resource type Entry"),
-])
+@pytest.mark.parametrize(
+    "document, reason",
+    [
+        (fixture("appointment.deleted"), "deleted in Healthie"),
+        (
+            fixture("form_answer_group.locked"),
+            "event type form_answer_group.locked is not an appointment change",
+        ),
+        (fixture("standard-payload"), "not an appointment change"),
+        (
+            {**fixture("appointment.updated"), "changed_fields": ["date", "location"]},
+            "did not change the appointment status",
+        ),
+        ({**fixture("appointment.updated"), "resource_id_type": "Entry"}, "resource type Entry"),
+    ],
+)
 def test_what_cannot_be_a_completed_session_is_recorded_without_a_read(document, reason):
     ignored = arrival(document)
     assert ignored.completed is False and reason in ignored.reason and ignored.payload == {}
@@ -53,49 +61,69 @@ def test_integer_and_string_ids_are_the_same_session():
 
 
 def test_extra_fields_are_dropped_never_kept():
-    event = SCHEMA.load({**fixture("appointment.updated"), "user_name": "Jane Client",
-                         "user_email": "jane@example.org"})
+    event = SCHEMA.load(
+        {
+            **fixture("appointment.updated"),
+            "user_name": "Jane Client",
+            "user_email": "jane@example.org",
+        }
+    )
     assert "user_name" not in event and "user_email" not in event
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"resource_id": True}, "resource_id"),
-    ({"resource_id": 1.5}, "resource_id"),
-    ({"resource_id": ""}, "resource_id"),
-    ({"resource_id": "x" * 201}, "resource_id"),
-    ({"resource_id": "67\x0090"}, "resource_id"),
-    ({"event_type": None}, "event_type"),
-    ({"changed_fields": "pm_status"}, "changed_fields"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"resource_id": True}, "resource_id"),
+        ({"resource_id": 1.5}, "resource_id"),
+        ({"resource_id": ""}, "resource_id"),
+        ({"resource_id": "x" * 201}, "resource_id"),
+        ({"resource_id": "67\x0090"}, "resource_id"),
+        ({"event_type": None}, "event_type"),
+        ({"changed_fields": "pm_status"}, "changed_fields"),
+    ],
+)
 def test_invalid_fields_are_named(change, field):
     with pytest.raises(ValidationError) as refused:
         SCHEMA.load({**fixture("appointment.updated"), **change})
     assert field in refused.value.messages
 
 
-OCCURRED = {"id": "67890", "pm_status": "Occurred", "date": "2026-11-26T15:00:00-06:00",
-            "length": 50, "deleted_at": None, "provider": {"id": "9"},
-            "user": {"id": "77", "email": "client@example.org", "phone_number": "+1 (555) 123-4567"},
-            "attendees": [{"id": "77"}]}
+OCCURRED = {
+    "id": "67890",
+    "pm_status": "Occurred",
+    "date": "2026-11-26T15:00:00-06:00",
+    "length": 50,
+    "deleted_at": None,
+    "provider": {"id": "9"},
+    "user": {"id": "77", "email": "client@example.org", "phone_number": "+1 (555) 123-4567"},
+    "attendees": [{"id": "77"}],
+}
 
 
 def test_an_occurred_one_to_one_appointment_is_a_completed_session():
     session = session_from_appointment(OCCURRED)
     assert session == {
-        "session_id": "67890", "patient_id": "77", "practitioner_id": "9",
+        "session_id": "67890",
+        "patient_id": "77",
+        "practitioner_id": "9",
         "ended_at": "2026-11-26T15:50:00-06:00",
         "contact": {"phone": "+15551234567", "email": "client@example.org"},
-        "dedupe_keys": ["healthie-appointment/67890"]}
+        "dedupe_keys": ["healthie-appointment/67890"],
+    }
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"pm_status": "No-Show"}, "No-Show is not a completed session"),
-    ({"pm_status": "Checked-In"}, "Checked-In is not a completed session"),
-    ({"pm_status": "Cancelled"}, "Cancelled"),
-    ({"pm_status": None}, "(none)"),
-    ({"deleted_at": "2026-11-26T16:00:00Z"}, "deleted"),
-    ({"user": None, "attendees": [{"id": "77"}, {"id": "78"}]}, "group appointment"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"pm_status": "No-Show"}, "No-Show is not a completed session"),
+        ({"pm_status": "Checked-In"}, "Checked-In is not a completed session"),
+        ({"pm_status": "Cancelled"}, "Cancelled"),
+        ({"pm_status": None}, "(none)"),
+        ({"deleted_at": "2026-11-26T16:00:00Z"}, "deleted"),
+        ({"user": None, "attendees": [{"id": "77"}, {"id": "78"}]}, "group appointment"),
+    ],
+)
 def test_what_is_not_a_completed_session(change, reason):
     assert reason in session_from_appointment({**OCCURRED, **change})["ignored"]
 
@@ -105,6 +133,12 @@ def test_a_missing_appointment_is_not_a_session():
 
 
 def test_a_lone_attendee_is_the_client_and_a_local_number_is_not_guessed_at():
-    session = session_from_appointment({**OCCURRED, "user": None, "pm_status": " occurred ",
-                                        "attendees": [{"id": "80", "phone_number": "555 123 4567"}]})
+    session = session_from_appointment(
+        {
+            **OCCURRED,
+            "user": None,
+            "pm_status": " occurred ",
+            "attendees": [{"id": "80", "phone_number": "555 123 4567"}],
+        }
+    )
     assert session["patient_id"] == "80" and session["contact"] is None

@@ -11,28 +11,45 @@ import hmac
 import json
 
 import pytest
+from support import PAYLOADS
 
 from service.intake.healthie_signature import (
-    check_headers_and_digest, digest_components, signed_string, verify_signature,
+    check_headers_and_digest,
+    digest_components,
+    signed_string,
+    verify_signature,
 )
 from service.intake.standard_webhooks import SignatureRefused
-from support import PAYLOADS
 
 VECTORS = json.loads((PAYLOADS / "vendors" / "healthie-signature-vectors.json").read_text())
 SECRET = VECTORS["secret"]
 
 
 def headers_of(vector: dict) -> dict:
-    return {"Content-Digest": vector["content_digest"], "Signature": vector["signature"],
-            "Signature-Input": vector["signature_input"], "Content-Type": "application/json"}
+    return {
+        "Content-Digest": vector["content_digest"],
+        "Signature": vector["signature"],
+        "Signature-Input": vector["signature_input"],
+        "Content-Type": "application/json",
+    }
 
 
-def verify(vector: dict, headers: dict | None = None, body: bytes | None = None,
-           secret: str = SECRET, path: str | None = None, query: str | None = None) -> None:
-    verify_signature(secret, headers or headers_of(vector), method=vector["method"],
-                     path=path or vector["path"],
-                     query=vector["query"] if query is None else query,
-                     body=vector["body"].encode() if body is None else body)
+def verify(
+    vector: dict,
+    headers: dict | None = None,
+    body: bytes | None = None,
+    secret: str = SECRET,
+    path: str | None = None,
+    query: str | None = None,
+) -> None:
+    verify_signature(
+        secret,
+        headers or headers_of(vector),
+        method=vector["method"],
+        path=path or vector["path"],
+        query=vector["query"] if query is None else query,
+        body=vector["body"].encode() if body is None else body,
+    )
 
 
 @pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: v["name"])
@@ -43,8 +60,10 @@ def test_every_vector_verifies(vector):
 @pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: v["name"])
 def test_the_signed_string_is_the_documented_one(vector):
     body = vector["body"].encode()
-    candidates = [signed_string(vector["method"], vector["path"], vector["query"], part, len(body))
-                  for part in digest_components(vector["content_digest"])]
+    candidates = [
+        signed_string(vector["method"], vector["path"], vector["query"], part, len(body))
+        for part in digest_components(vector["content_digest"])
+    ]
     assert vector["signed_string"] in candidates
 
 
@@ -64,11 +83,14 @@ def test_a_new_digest_for_a_changed_body_still_fails_on_the_signature():
         verify(vector, headers=headers, body=body)
 
 
-@pytest.mark.parametrize("change", [
-    {"secret": "whsec_another-practice-secret"},
-    {"path": "/webhooks/southside/healthie"},
-    {"query": "practice=northside"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"secret": "whsec_another-practice-secret"},
+        {"path": "/webhooks/southside/healthie"},
+        {"query": "practice=northside"},
+    ],
+)
 def test_another_secret_path_or_query_fails(change):
     with pytest.raises(SignatureRefused, match="does not verify"):
         verify(VECTORS["vectors"][0], **change)
@@ -82,22 +104,29 @@ def test_each_missing_header_is_named(header):
         verify(vector, headers=headers)
 
 
-@pytest.mark.parametrize("digest, needle", [
-    ("sha-512=:AAAA:", "no sha-256 member"),
-    ("sha-256=:not base64!:", "neither base64 nor hex"),
-    ("sha-256=:AAAA:", "neither base64 nor hex"),
-    ("garbage", "no sha-256 member"),
-])
+@pytest.mark.parametrize(
+    "digest, needle",
+    [
+        ("sha-512=:AAAA:", "no sha-256 member"),
+        ("sha-256=:not base64!:", "neither base64 nor hex"),
+        ("sha-256=:AAAA:", "neither base64 nor hex"),
+        ("garbage", "no sha-256 member"),
+    ],
+)
 def test_malformed_digests_are_named(digest, needle):
     vector = VECTORS["vectors"][0]
     with pytest.raises(SignatureRefused, match=needle):
-        check_headers_and_digest({**headers_of(vector), "Content-Digest": digest}, vector["body"].encode())
+        check_headers_and_digest(
+            {**headers_of(vector), "Content-Digest": digest}, vector["body"].encode()
+        )
 
 
 def test_a_signature_in_rfc_9421_byte_sequence_form_and_among_others_verifies():
     vector = VECTORS["vectors"][0]
     raw = bytes.fromhex(vector["signature"].split("=", 1)[1])
-    as_bytes = f"sig0=:{base64.b64encode(b'x' * 32).decode()}:, sig1=:{base64.b64encode(raw).decode()}:"
+    as_bytes = (
+        f"sig0=:{base64.b64encode(b'x' * 32).decode()}:, sig1=:{base64.b64encode(raw).decode()}:"
+    )
     verify(vector, headers={**headers_of(vector), "Signature": as_bytes})
 
 
@@ -110,7 +139,9 @@ def test_a_signature_that_is_not_hex_or_base64_is_named():
 def test_the_key_is_the_whole_secret_as_text():
     # The sample keys the HMAC with TextEncoder(secret): 'whsec_' is part of the key.
     vector = VECTORS["vectors"][0]
-    expected = hmac.new(SECRET.encode(), vector["signed_string"].encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        SECRET.encode(), vector["signed_string"].encode(), hashlib.sha256
+    ).hexdigest()
     assert vector["signature"] == f"sig1={expected}"
     with pytest.raises(SignatureRefused):
         verify(vector, secret=SECRET.removeprefix("whsec_"))

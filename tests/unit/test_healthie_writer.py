@@ -6,23 +6,37 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import pytest
+from support import FakeClock
 
 from integrations.ehr.errors import EhrTransientError
 from integrations.ehr.writer import AllianceRecord, AnswerItem, FlagRef
 from integrations.healthie.fake import InMemoryHealthie
 from integrations.healthie.writer import HealthieRecordWriter, episode_marker, summary
-from support import FakeClock
 
-SECTION = {"form_id": "300", "form_fields": {"summary": "301", "total": "302", "bond": "303",
-                                             "decision": "304"}, "care_alert_days": 14}
+SECTION = {
+    "form_id": "300",
+    "form_fields": {"summary": "301", "total": "302", "bond": "303", "decision": "304"},
+    "care_alert_days": 14,
+}
 EPISODE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 RECORD = AllianceRecord(
-    practice_id="northside", patient_id="77", session_id="4321", response_id="resp-1",
+    practice_id="northside",
+    patient_id="77",
+    session_id="4321",
+    response_id="resp-1",
     instrument_url="https://alliance-feedback.org/fhir/Questionnaire/brief-alliance-check",
-    instrument_version="1.0.0", instrument_title="Brief", authored=datetime(2026, 11, 26, 16, tzinfo=timezone.utc),
-    answers=(AnswerItem("bond", "Bond", 2),), total=6.0, total_max=40.0,
-    subscales={"bond": 2.0, "goals": 1.5}, pomp=15.0, decision="rupture",
-    reasons=("The alliance is near the bottom of the scale.",), interpretation="low")
+    instrument_version="1.0.0",
+    instrument_title="Brief",
+    authored=datetime(2026, 11, 26, 16, tzinfo=timezone.utc),
+    answers=(AnswerItem("bond", "Bond", 2),),
+    total=6.0,
+    total_max=40.0,
+    subscales={"bond": 2.0, "goals": 1.5},
+    pomp=15.0,
+    decision="rupture",
+    reasons=("The alliance is near the bottom of the scale.",),
+    interpretation="low",
+)
 
 
 @pytest.fixture
@@ -71,7 +85,10 @@ def test_a_rupture_raises_one_high_care_alert_with_an_expiry(writer, healthie, c
     assert flag == FlagRef(f"77/{alert_id}", None, EPISODE)
     assert alert["priority"] == "HIGH" and alert["patient_id"] == "77"
     assert alert["expires_on"] == date(2026, 12, 10).isoformat()  # 14 days after the clock
-    assert alert["content"].startswith("Alliance rupture") and episode_marker(EPISODE) in alert["content"]
+    assert (
+        alert["content"].startswith("Alliance rupture")
+        and episode_marker(EPISODE) in alert["content"]
+    )
 
 
 def test_unresolved_updates_the_text_and_the_expiry(writer, healthie, clock):
@@ -88,7 +105,9 @@ def test_unresolved_after_the_alert_was_removed_raises_it_again(writer, healthie
     healthie.delete_care_alert(flag.id.split("/")[1])
     renewed = writer.update_flag_text(flag, "Alliance still strained")
     assert renewed.id != flag.id and renewed.identifier == EPISODE
-    assert [a["content"].split(" [")[0] for a in healthie.active_care_alerts("77")] == ["Alliance still strained"]
+    assert [a["content"].split(" [")[0] for a in healthie.active_care_alerts("77")] == [
+        "Alliance still strained"
+    ]
 
 
 def test_repair_deletes_the_alert_once(writer, healthie):
