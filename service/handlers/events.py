@@ -186,10 +186,11 @@ def _read_appointment(services: Services, practice: Practice, payload: dict) -> 
         api = services.healthie_for(practice.healthie)
         appointment = api.appointment(payload["appointment_id"])
     except EhrTransientError as error:
-        raise RetryLater("Healthie unavailable while reading the appointment", error.retry_after)
+        raise RetryLater("Healthie unavailable while reading the appointment",
+                         error.retry_after) from error
     except EhrPermanentError as error:
         raise PermanentFailure("Healthie refused to read the appointment",
-                               {"http_status": error.status})
+                               {"http_status": error.status}) from error
     return session_from_appointment(appointment)
 
 

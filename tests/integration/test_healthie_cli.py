@@ -114,6 +114,6 @@ def test_events_list_shows_the_healthie_door(alliance, applied, env):
         == 202
     )
     header, line = alliance("events", "list").stdout.strip().splitlines()
-    row = dict(zip(header.split("\t"), line.split("\t")))
+    row = dict(zip(header.split("\t"), line.split("\t"), strict=True))
     assert row["source"] == "healthie" and row["event_type"] == "appointment.updated"
     assert row["session_id"] == "4321" and row["outcome"] == "accepted (waiting for the worker)"

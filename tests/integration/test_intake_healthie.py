@@ -8,11 +8,11 @@ import json
 import pytest
 from healthie_support import HEALTHIE_SECRET, healthie_event, healthie_practice, signed
 from sqlalchemy import func, select
-from support import PAYLOADS, practice_document
 
 from service import practices
 from service.persistence.tables import outbox, session_keys, webhook_events
 from service.web import create_app
+from support import PAYLOADS, practice_document
 
 URL = "/webhooks/northside/healthie"
 VECTORS = json.loads((PAYLOADS / "vendors" / "healthie-signature-vectors.json").read_text())

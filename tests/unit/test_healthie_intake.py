@@ -7,10 +7,10 @@ import json
 
 import pytest
 from marshmallow import ValidationError
-from support import PAYLOADS
 
 from schemas.healthie import HealthieWebhook
 from service.intake.healthie import healthie_arrival, session_from_appointment
+from support import PAYLOADS
 
 SCHEMA = HealthieWebhook()
 

@@ -11,7 +11,6 @@ import hmac
 import json
 
 import pytest
-from support import PAYLOADS
 
 from service.intake.healthie_signature import (
     check_headers_and_digest,
@@ -20,6 +19,7 @@ from service.intake.healthie_signature import (
     verify_signature,
 )
 from service.intake.standard_webhooks import SignatureRefused
+from support import PAYLOADS
 
 VECTORS = json.loads((PAYLOADS / "vendors" / "healthie-signature-vectors.json").read_text())
 SECRET = VECTORS["secret"]

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import pytest
-from support import FakeClock
 
 from integrations.ehr.errors import EhrTransientError
 from integrations.ehr.writer import AllianceRecord, AnswerItem, FlagRef
 from integrations.healthie.fake import InMemoryHealthie
 from integrations.healthie.writer import HealthieRecordWriter, episode_marker, summary
+from support import FakeClock
 
 SECTION = {
     "form_id": "300",
