@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from integrations.delivery.contact import E164, MAX_LOCALE, email_problem, locale_problem
 
 # PostgreSQL text cannot hold NUL, and control characters in ids would corrupt logs and the CLI.
-PRINTABLE = validate.Regexp(r"\A[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")
+PRINTABLE = validate.Regexp(r"\A[^\x00-\x1f\x7f]*\Z",
+                            error="must not contain control characters")
 IDENTIFIER = [validate.Length(min=1, max=200), PRINTABLE]
+PHONE = validate.Regexp(E164, error="must be an E.164 number like +15551234567")
+
+
+def _mailbox(value: str) -> None:
+    problem = email_problem(value)
+    if problem:
+        raise ValidationError(f"must be an e-mail address that fits SMTP: {problem}")
+
+
+def _language_tag(value: str) -> None:
+    problem = locale_problem(value)
+    if problem:
+        raise ValidationError(f"must be {problem.removeprefix('not ')}")
 
 
 class Contact(Schema):
     class Meta:
         unknown = EXCLUDE  # tolerant reader: EHRs add fields we do not need
 
-    phone = fields.String(load_default=None, allow_none=True,
-                          validate=validate.Regexp(r"^\+[1-9]\d{6,14}$", error="must be an E.164 number like +15551234567"))
-    email = fields.Email(load_default=None, allow_none=True)
-    locale = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=16), PRINTABLE])
+    phone = fields.String(load_default=None, allow_none=True, validate=PHONE)
+    email = fields.Email(load_default=None, allow_none=True, validate=_mailbox)
+    locale = fields.String(load_default=None, allow_none=True,
+                           validate=[validate.Length(max=MAX_LOCALE), _language_tag])
 
 
 class SessionData(Schema):

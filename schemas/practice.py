@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
+from integrations.delivery.contact import E164
+from integrations.settings import DEFAULT_SMS_API
 from schemas.base import StrictSchema
 from schemas.doors import EhrPoll, Hl7v2
 from schemas.healthie import HealthieSettings
@@ -73,22 +75,35 @@ class Ehr(StrictSchema):
                 raise ValidationError(problems)
 
 
+# Seconds a channel waits for its provider; absent: the channel's own default.
+CHANNEL_TIMEOUT = validate.Range(min=0, max=120, min_inclusive=False)
+
+
 class Sms(StrictSchema):
     provider = fields.String(load_default="twilio", validate=validate.OneOf(["twilio"]))
-    api_base = fields.String(load_default="https://api.twilio.com", validate=HTTP_URL)
+    api_base = fields.String(load_default=DEFAULT_SMS_API, validate=HTTP_URL)
     account_sid = fields.String(required=True, validate=validate.Length(min=1))
     auth_token = fields.String(required=True, validate=validate.Length(min=1))
-    from_ = fields.String(required=True, data_key="from", attribute="from",
-                          validate=validate.Regexp(r"^\+[1-9]\d{6,14}$", error="must be an E.164 number like +15550001111"))
+    from_ = fields.String(required=True, data_key="from", attribute="from", validate=validate.Regexp(
+        E164, error="must be an E.164 number like +15550001111"))
+    timeout_seconds = fields.Float(validate=CHANNEL_TIMEOUT)
 
 
 class Email(StrictSchema):
     smtp_host = fields.String(required=True, validate=validate.Length(min=1))
-    smtp_port = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=65535))
-    starttls = fields.Boolean(load_default=False)
+    smtp_port = fields.Integer(required=True, strict=True,
+                               validate=validate.Range(min=1, max=65535))
+    # JSON booleans only: "yes" or "false" as text is a mistake worth naming.
+    starttls = fields.Boolean(load_default=False, truthy={True}, falsy={False})
     username = fields.String()
     password = fields.String()
     from_ = fields.Email(required=True, data_key="from", attribute="from")
+    timeout_seconds = fields.Float(validate=CHANNEL_TIMEOUT)
+
+    @validates_schema
+    def _password_needs_username(self, data, **_kwargs):
+        if data.get("password") and not data.get("username"):
+            raise ValidationError({"username": ["required when a password is given"]})
 
 
 class Delivery(StrictSchema):

@@ -1,19 +1,23 @@
 """The composition root: the one place that builds the real adapters.
 
-Tests call `bootstrap(settings, ...)` with fakes of our own ports (EHR gateway, channels, clock).
+`Services` provides what the handlers need (`service/handlers/ports.py::Ports`) and what the
+web layer needs besides (the practice cache). Tests call `bootstrap(settings, ...)` with fakes
+of our own ports (EHR gateway, channels, clock).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping
+from collections.abc import Mapping
+from typing import Callable
 
 from sqlalchemy import Engine
 
+from integrations.settings import ChannelSettings, EhrSettings
 from service.config import Settings
 from service.crypto import FormSigner, KeyRing, LinkSigner, SecretBox
 from service.persistence.db import make_engine
@@ -33,12 +37,14 @@ PRACTICE_CACHE_SECONDS = 5.0
 _adapters = threading.local()
 
 
-def cached_adapter(kind: str, config: Mapping | None, build: Callable[[], object]):
-    """The adapter built for these exact settings in this thread, or a new one."""
+def cached_adapter(kind: str, config, build: Callable[[], object]):
+    """The adapter built for these exact settings (typed, or a mapping) in this thread, or a
+    new one. Secrets are part of the key: a rotated token builds a new adapter."""
     cache = getattr(_adapters, "cache", None)
     if cache is None:
         cache = _adapters.cache = {}
-    key = (kind, json.dumps(config, sort_keys=True, default=str))
+    plain = asdict(config) if is_dataclass(config) else config
+    key = (kind, json.dumps(plain, sort_keys=True, default=str))
     adapter = cache.get(key)
     if adapter is None:
         if len(cache) >= MAX_CACHED_ADAPTERS:
@@ -47,10 +53,11 @@ def cached_adapter(kind: str, config: Mapping | None, build: Callable[[], object
     return adapter
 
 
-def _real_ehr(ehr_config: Mapping):
+def _real_ehr(ehr: EhrSettings):
     from integrations.ehr import build_gateway
 
-    return cached_adapter("ehr", ehr_config, lambda: build_gateway(ehr_config))
+    # The FHIR gateway still takes the `ehr` block as a mapping (integrations/ehr).
+    return cached_adapter("ehr", ehr, lambda: build_gateway(ehr.document))
 
 
 def _real_healthie(section: Mapping):
@@ -59,30 +66,29 @@ def _real_healthie(section: Mapping):
     return cached_adapter("healthie", section, lambda: build_healthie_api(dict(section)))
 
 
-def _record_writer(services: "Services", ehr_config: Mapping):
+def _record_writer(services: "Services", ehr: EhrSettings):
     """Where scores and flags go: FHIR through the EHR gateway, a signed outbound webhook, or
     Healthie's GraphQL API (form answer groups and CareAlerts)."""
-    if ehr_config.get("type") == "healthie":
+    if ehr.type == "healthie":
         from integrations.healthie.writer import HealthieRecordWriter
 
-        section = ehr_config.get("healthie") or {}
+        section = ehr.document.get("healthie") or {}
         return HealthieRecordWriter(services.healthie_for(section), section, services.clock)
-    if ehr_config.get("type") == "webhook":
+    if ehr.type == "webhook":
         from integrations.ehr.webhook_sink import WebhookRecordSink
 
-        return cached_adapter("webhook-sink", ehr_config,
-                              lambda: WebhookRecordSink(ehr_config["url"], ehr_config["secret"]))
+        return cached_adapter("webhook-sink", ehr, lambda: WebhookRecordSink(ehr.url, ehr.secret))
     from integrations.ehr.resources import IdentifierSystems
     from integrations.ehr.writer import AllianceRecordWriter
 
-    systems = IdentifierSystems.from_settings(ehr_config.get("identifier_systems"))
-    return AllianceRecordWriter(services.ehr_for(ehr_config), systems)
+    systems = IdentifierSystems.from_settings(ehr.identifier_systems)
+    return AllianceRecordWriter(services.ehr_for(ehr), systems)
 
 
-def _real_channel(name: str, config: Mapping | None):
+def _real_channel(name: str, settings: ChannelSettings):
     from integrations.delivery import build_channel
 
-    return cached_adapter(f"channel:{name}", config, lambda: build_channel(name, config))
+    return cached_adapter(f"channel:{name}", settings, lambda: build_channel(name, settings))
 
 
 @dataclass
@@ -93,8 +99,8 @@ class Services:
     box: SecretBox
     signer: LinkSigner
     forms: FormSigner
-    ehr_for: Callable[[Mapping], object] = _real_ehr
-    channel_for: Callable[[str, Mapping | None], object] = _real_channel
+    ehr_for: Callable[[EhrSettings], object] = _real_ehr
+    channel_for: Callable[[str, ChannelSettings], object] = _real_channel
     healthie_for: Callable[[Mapping], object] = _real_healthie
     relay_health: object | None = None  # set when this process runs the outbox relay
     _catalogue: tuple = field(default=(None, None), repr=False)
@@ -131,8 +137,8 @@ class Services:
             self._practices[practice_id] = (now, found)
         return found
 
-    def writer_for(self, ehr_config: Mapping):
-        return _record_writer(self, ehr_config)
+    def writer_for(self, ehr: EhrSettings):
+        return _record_writer(self, ehr)
 
     def survey_link(self, token: str) -> str:
         return f"{self.settings.public_url}/s/{token}"
@@ -154,8 +160,8 @@ def bootstrap(
     *,
     engine: Engine | None = None,
     clock: Clock | None = None,
-    ehr_for: Callable[[Mapping], object] | None = None,
-    channel_for: Callable[[str, Mapping | None], object] | None = None,
+    ehr_for: Callable[[EhrSettings], object] | None = None,
+    channel_for: Callable[[str, ChannelSettings], object] | None = None,
     healthie_for: Callable[[Mapping], object] | None = None,
 ) -> Services:
     """Wire the service from settings; pass fakes to replace any adapter."""

@@ -8,19 +8,22 @@ from datetime import timezone
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from service.config import ConfigError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        raise click.ClickException(str(error))
 
 
 def _services():
     from service.bootstrap import bootstrap
     from service.logging import configure_logging
 
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        raise click.ClickException(str(error))
+    settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
     return bootstrap(settings)
 
@@ -161,22 +164,25 @@ def _practice_checks(document: dict, catalogue: dict) -> list[str]:
     return problems
 
 
+PRACTICE_COLUMNS = ("id", "name", "timezone", "ehr", "channels", "webhook_secrets", "fhir_auth")
+
+
 @practice.command("list")
 def practice_list() -> None:
-    """One line per practice: id, name, time zone, EHR, how webhooks authenticate (no secrets)."""
+    """One line per practice: id, name, time zone, EHR, how webhooks authenticate (no secrets).
+
+    The ehr column is the FHIR base URL, or for another EHR type the type and where it writes
+    (e.g. "webhook https://ehr.example/alliance")."""
     from service import practices
 
     services = _services()
     with services.engine.begin() as conn:
-        found = [practices.load(conn, services.box, row["id"]) for row in practices.list_all(conn)]
-    click.echo("\t".join(("id", "name", "timezone", "ehr", "channels", "webhook_secrets", "fhir_auth")))
+        found = practices.load_all(conn, services.box)
+    click.echo("\t".join(PRACTICE_COLUMNS))
     for item in found:
-        fhir_auth = "+".join(name for name in ("channel_token", "hub_secret")
-                             if item.fhir_notifications.get(name)) or "-"
-        ehr = item.ehr.get("base_url") or item.healthie.get("api_url") or "-"
-        click.echo("\t".join((item.id, item.name, item.timezone, ehr,
-                              ",".join(item.delivery["channels"]), str(len(item.webhook_secrets)),
-                              fhir_auth)))
+        click.echo("\t".join((
+            item.id, item.name, item.timezone, item.ehr.summary, ",".join(item.delivery.channels),
+            str(len(item.webhook_secrets)), "+".join(item.fhir_notifications.configured) or "-")))
 
 
 @practice.command("show")
@@ -198,30 +204,23 @@ def events() -> None:
     """The event log: what arrived and what it was taken for."""
 
 
-EVENT_COLUMNS = ("received_at", "id", "practice_id", "source", "delivery_id", "event_type",
-                 "session_id", "outcome", "reason")
-
-
 @events.command("list")
 @click.option("--practice", "practice_id", default=None, help="Only this practice's events.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 def events_list(practice_id: str | None, limit: int) -> None:
-    """One line per event, newest first: what arrived, its outcome, and why it was ignored.
+    """One line per event, newest first: what arrived through which door (`source`), its
+    outcome, and why it was ignored.
 
     Prints opaque ids only: never the payload, so no contact details or names.
     """
-    from service.persistence.tables import webhook_events as ev
+    from service.persistence.queries import events as stored
 
     services = _services()
-    query = (select(*(ev.c[name] for name in EVENT_COLUMNS))
-             .order_by(ev.c.received_at.desc(), ev.c.id).limit(limit))
-    if practice_id:
-        query = query.where(ev.c.practice_id == practice_id)
     with services.engine.begin() as conn:
-        rows = conn.execute(query).mappings().all()
-    click.echo("\t".join(EVENT_COLUMNS))
+        rows = stored.recent(conn, practice_id, limit)
+    click.echo("\t".join(stored.LIST_COLUMNS))
     for row in rows:
-        click.echo("\t".join(_event_cell(name, row[name]) for name in EVENT_COLUMNS))
+        click.echo("\t".join(_event_cell(name, row[name]) for name in stored.LIST_COLUMNS))
 
 
 def _event_cell(name: str, value) -> str:
@@ -242,22 +241,18 @@ def surveys() -> None:
 
 @surveys.command("list")
 @click.option("--practice", "practice_id", default=None)
-@click.option("--status", default=None, help="scheduled, sent, answered, expired, closed, skipped or failed")
+@click.option("--status", default=None,
+              help="scheduled, sent, answered, expired, closed, skipped or failed")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 def surveys_list(practice_id: str | None, status: str | None, limit: int) -> None:
     """One line per survey, newest first (ids and states only, no personal data)."""
-    from service.persistence.tables import surveys as sv
+    from service.persistence.queries import surveys as stored
 
     services = _services()
-    query = select(sv.c.created_at, sv.c.id, sv.c.practice_id, sv.c.session_id, sv.c.status,
-                   sv.c.channel, sv.c.status_reason).order_by(sv.c.created_at.desc()).limit(limit)
-    if practice_id:
-        query = query.where(sv.c.practice_id == practice_id)
-    if status:
-        query = query.where(sv.c.status == status)
     with services.engine.begin() as conn:
-        for row in conn.execute(query):
-            click.echo("\t".join(str(value or "-") for value in row))
+        rows = stored.recent(conn, practice_id, status, limit)
+    for row in rows:
+        click.echo("\t".join(str(row[name] or "-") for name in stored.LIST_COLUMNS))
 
 
 def _read_json(file: str):
@@ -278,11 +273,12 @@ def _register_extensions() -> None:
     )
 
     cli_broker.register(main)
-    demo.register(main)
+    demo.register(main, services=_services)
     cli_keys.register(main, _services)
     cli_doors.register(main, practice, _services)
     cli_api_keys.register(practice)
-    cli_science.register(main, practice_rules_lookup=_practice_rules)
+    cli_science.register(main, practice_rules_lookup=_practice_rules,
+                         instruments_dir=lambda: _settings().instruments_dir)
     cli_dlq.register(main, _services)
 
 

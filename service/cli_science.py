@@ -26,18 +26,13 @@ from service.domain import (
     load_instrument,
 )
 
-INSTRUMENTS_DIR_ENV = "ALLIANCE_INSTRUMENTS_DIR"
-DEFAULT_INSTRUMENTS_DIR = Path("var") / "instruments"
-
 PracticeRulesLookup = Callable[[str], Mapping[str, object]]
+# Where a practice's licensed instrument wording is stored: Settings.instruments_dir, asked
+# for only by the commands that need it (the CLI passes it; this module reads no environment).
+InstrumentsDir = Callable[[], Path | None]
 
 
-def instruments_dir() -> Path:
-    """Where a practice's licensed instrument wording is stored."""
-    return Path(os.environ.get(INSTRUMENTS_DIR_ENV) or DEFAULT_INSTRUMENTS_DIR)
-
-
-def catalogue() -> dict[str, Instrument]:
+def catalogue(instruments_dir: InstrumentsDir) -> dict[str, Instrument]:
     """Built-in instruments plus those loaded into the instruments directory."""
     try:
         return instrument_catalogue(instruments_dir())
@@ -46,14 +41,17 @@ def catalogue() -> dict[str, Instrument]:
 
 
 def register(
-    cli_group: click.Group, practice_rules_lookup: PracticeRulesLookup | None = None
+    cli_group: click.Group,
+    practice_rules_lookup: PracticeRulesLookup | None = None,
+    instruments_dir: InstrumentsDir | None = None,
 ) -> None:
     """Add the `instruments` and `ruptures` command groups to the `alliance` CLI."""
-    cli_group.add_command(_instruments_group())
-    cli_group.add_command(_ruptures_group(practice_rules_lookup))
+    folder = instruments_dir or (lambda: None)  # none: the built-in instruments only
+    cli_group.add_command(_instruments_group(folder))
+    cli_group.add_command(_ruptures_group(practice_rules_lookup, folder))
 
 
-def _instruments_group() -> click.Group:
+def _instruments_group(instruments_dir: InstrumentsDir) -> click.Group:
     @click.group("instruments")
     def instruments() -> None:
         """The instruments the service can send and score."""
@@ -61,7 +59,7 @@ def _instruments_group() -> click.Group:
     @instruments.command("list")
     def list_instruments() -> None:
         """One line per instrument: id, version, whether it can be sent, title."""
-        for instrument in catalogue().values():
+        for instrument in catalogue(instruments_dir).values():
             status = "sendable" if instrument.sendable else "profile (needs licensed wording)"
             default = " (default)" if instrument.id == DEFAULT_INSTRUMENT else ""
             click.echo(
@@ -73,7 +71,8 @@ def _instruments_group() -> click.Group:
     def show(instrument_id: str) -> None:
         """The survey item JSON of an instrument, plus its scoring."""
         click.echo(
-            json.dumps(_find(catalogue(), instrument_id).describe(), indent=2, ensure_ascii=False)
+            json.dumps(_find(catalogue(instruments_dir), instrument_id).describe(), indent=2,
+                       ensure_ascii=False)
         )
 
     @instruments.command("load")
@@ -81,13 +80,14 @@ def _instruments_group() -> click.Group:
     def load(path: Path) -> None:
         """Check a practice's licensed wording (or a whole instrument) and store it."""
         instrument = _instrument_from_file(path)
-        target = _store(instrument)
+        target = _store(instrument, instruments_dir())
         click.echo(f"stored {instrument.id} ({len(instrument.items)} items) in {target}")
 
     return instruments
 
 
-def _ruptures_group(practice_rules_lookup: PracticeRulesLookup | None) -> click.Group:
+def _ruptures_group(practice_rules_lookup: PracticeRulesLookup | None,
+                    instruments_dir: InstrumentsDir) -> click.Group:
     @click.group("ruptures")
     def ruptures() -> None:
         """Rupture and repair detection."""
@@ -100,7 +100,7 @@ def _ruptures_group(practice_rules_lookup: PracticeRulesLookup | None) -> click.
         """Score and assess a JSON-lines history (FILE, or - for stdin); touches no EHR."""
         rules = _rules_for(practice_id, practice_rules_lookup)
         refused = 0
-        for outcome in replay(source, catalogue(), rules):
+        for outcome in replay(source, catalogue(instruments_dir), rules):
             if outcome.error is not None:
                 refused += 1
                 click.echo(f"line {outcome.line_number}: {outcome.error}", err=True)
@@ -278,8 +278,9 @@ def _profile_for(document: object, path: Path) -> Instrument:
     return profiles[instrument_id]
 
 
-def _store(instrument: Instrument) -> Path:
-    folder = instruments_dir()
+def _store(instrument: Instrument, folder: Path | None) -> Path:
+    if folder is None:
+        raise click.ClickException("no instruments directory is configured to store it in")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{instrument.id}.json"
     with tempfile.NamedTemporaryFile(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import click
@@ -34,7 +35,9 @@ def session_completed(session_id: str, patient_id: str, *, phone: str | None = N
     return {"type": "session.completed", "timestamp": now, "data": data}
 
 
-def register(main: click.Group) -> None:
+def register(main: click.Group, services: Callable[[], object]) -> None:
+    """Add `alliance demo …`; `services` wires the service (the CLI's own factory)."""
+
     @main.group()
     def demo() -> None:
         """Try the service locally."""
@@ -44,18 +47,20 @@ def register(main: click.Group) -> None:
     @click.option("--session", "session_id", default=None, help="Session id (default: a new one).")
     @click.option("--patient", "patient_id", default="demo-client-1", show_default=True)
     @click.option("--url", default=None, help="Service base URL (default: ALLIANCE_PUBLIC_URL).")
-    def send_event(practice_id: str, session_id: str | None, patient_id: str, url: str | None) -> None:
+    def send_event(practice_id: str, session_id: str | None, patient_id: str,
+                   url: str | None) -> None:
         """Send a signed session.completed event to a practice, as its EHR would."""
         from service import practices
-        from service.cli import _services
 
-        services = _services()
-        with services.engine.begin() as conn:
-            found = practices.load(conn, services.box, practice_id)
+        wired = services()
+        with wired.engine.begin() as conn:
+            found = practices.load(conn, wired.box, practice_id)
         if found is None or not found.webhook_secrets:
             raise click.ClickException(f"no practice {practice_id!r} with a webhook secret")
         session_id = session_id or f"demo-session-{uuid.uuid4().hex[:8]}"
-        body, headers = signed_event(found.webhook_secrets[0], session_completed(session_id, patient_id))
-        base = (url or services.settings.public_url).rstrip("/")
-        answer = requests.post(f"{base}/webhooks/{practice_id}/events", data=body, headers=headers, timeout=10)
+        event = session_completed(session_id, patient_id)
+        body, headers = signed_event(found.webhook_secrets[0], event)
+        base = (url or wired.settings.public_url).rstrip("/")
+        answer = requests.post(f"{base}/webhooks/{practice_id}/events", data=body,
+                               headers=headers, timeout=10)
         click.echo(f"{answer.status_code} {answer.text.strip()}")

@@ -10,6 +10,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid
 
+from integrations.delivery.contact import normalize_email
 from integrations.delivery.errors import (
     DeliveryError,
     DeliveryPermanentError,
@@ -19,19 +20,9 @@ from integrations.delivery.messages import render_email
 from integrations.delivery.port import Contact, Receipt, SurveyMessage
 
 DEFAULT_TIMEOUT = 20.0  # seconds, per socket operation
+__all__ = ["SmtpEmailChannel", "normalize_email"]
 
-# Deliberately plain: ASCII only (no SMTPUTF8 needed), no spaces, quotes or angle brackets,
-# which also rules out header injection.
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _ENHANCED_STATUS = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})")
-
-
-def normalize_email(raw: str | None) -> str | None:
-    """Return the address stripped of surrounding blanks if it is a plain mailbox, else None."""
-    if not raw:
-        return None
-    candidate = raw.strip()
-    return candidate if _EMAIL.fullmatch(candidate) else None
 
 
 class SmtpEmailChannel:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from integrations.delivery.email_smtp import normalize_email
+from integrations.delivery.contact import normalize_email, normalize_phone
 from integrations.delivery.errors import DeliveryError, DeliveryTemporaryError
 from integrations.delivery.port import Contact, Receipt, SurveyMessage
-from integrations.delivery.sms_twilio import normalize_phone
 
 
 class FakeChannel:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import requests
 
+from integrations.delivery.contact import normalize_phone
 from integrations.delivery.errors import (
     DeliveryError,
     DeliveryPermanentError,
@@ -16,9 +15,7 @@ from integrations.delivery.port import Contact, Receipt, SurveyMessage
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 DEFAULT_TIMEOUT = (5.0, 15.0)  # (connect, read) seconds
-
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
-_PHONE_PUNCTUATION = re.compile(r"[\s().-]")
+__all__ = ["TwilioSmsChannel", "error_for_response", "normalize_phone"]
 
 # Twilio error codes that retrying cannot fix. Codes not listed fall back to the HTTP status.
 _PERMANENT_REASONS = {
@@ -38,14 +35,6 @@ _PERMANENT_REASONS = {
 }
 # A 400 that only means "slow down": the sender's queue is full.
 _TEMPORARY_CODES = frozenset({21611})
-
-
-def normalize_phone(raw: str | None) -> str | None:
-    """Return the E.164 form of a phone number ('+1 (555) 123-4567' -> '+15551234567'), or None."""
-    if not raw:
-        return None
-    compact = _PHONE_PUNCTUATION.sub("", raw)
-    return compact if _E164.fullmatch(compact) else None
 
 
 class TwilioSmsChannel:

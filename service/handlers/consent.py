@@ -9,16 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select, update
 
-from integrations.delivery.sms_twilio import normalize_phone
-from service.bootstrap import Services
-from service.persistence.tables import clients, practices, surveys
+from integrations.delivery.contact import normalize_phone
+from service.handlers.ports import Ports
+from service.persistence.queries import clients, surveys
 
 log = structlog.get_logger(__name__)
-
-# Matching by the last digits first keeps the scan small; the full E.164 comparison decides.
-_PHONE_SUFFIX_DIGITS = 7
 
 
 @dataclass(frozen=True)
@@ -36,58 +32,36 @@ class SurveyClient:
         return self.opted_out_at is not None
 
 
-def client_of_survey(services: Services, survey_id: str) -> SurveyClient | None:
+def client_of_survey(ports: Ports, survey_id: str) -> SurveyClient | None:
     """The client behind a survey, whatever the survey's state; None for an unknown survey."""
-    with services.engine.begin() as conn:
-        row = conn.execute(
-            select(surveys.c.practice_id, surveys.c.patient_id, practices.c.name,
-                   clients.c.locale, clients.c.opted_out_at)
-            .join(practices, practices.c.id == surveys.c.practice_id)
-            .outerjoin(clients, (clients.c.practice_id == surveys.c.practice_id)
-                       & (clients.c.patient_id == surveys.c.patient_id))
-            .where(surveys.c.id == survey_id)
-        ).mappings().first()
+    with ports.engine.begin() as conn:
+        row = surveys.client_of(conn, survey_id)
     if row is None:
         return None
     return SurveyClient(row["practice_id"], row["name"], row["patient_id"], row["locale"],
                         row["opted_out_at"])
 
 
-def opt_out(services: Services, practice_id: str, patient_id: str, source: str) -> bool:
+def opt_out(ports: Ports, practice_id: str, patient_id: str, source: str) -> bool:
     """Stop surveys to the client; True if this changed anything (the first opt-out time stays)."""
-    with services.engine.begin() as conn:
-        changed = conn.execute(update(clients).where(
-            clients.c.practice_id == practice_id, clients.c.patient_id == patient_id,
-            clients.c.opted_out_at.is_(None),
-        ).values(opted_out_at=services.clock(), updated_at=services.clock())).rowcount
-    log.info("client opted out", practice_id=practice_id, source=source, changed=bool(changed))
-    return bool(changed)
+    with ports.engine.begin() as conn:
+        changed = clients.opt_out(conn, practice_id, patient_id, ports.clock())
+    log.info("client opted out", practice_id=practice_id, source=source, changed=changed)
+    return changed
 
 
-def opt_in(services: Services, practice_id: str, patient_id: str, source: str) -> bool:
+def opt_in(ports: Ports, practice_id: str, patient_id: str, source: str) -> bool:
     """Send surveys to the client again; True if the client had opted out."""
-    with services.engine.begin() as conn:
-        changed = conn.execute(update(clients).where(
-            clients.c.practice_id == practice_id, clients.c.patient_id == patient_id,
-            clients.c.opted_out_at.is_not(None),
-        ).values(opted_out_at=None, updated_at=services.clock())).rowcount
-    log.info("client opted in", practice_id=practice_id, source=source, changed=bool(changed))
-    return bool(changed)
+    with ports.engine.begin() as conn:
+        changed = clients.opt_in(conn, practice_id, patient_id, ports.clock())
+    log.info("client opted in", practice_id=practice_id, source=source, changed=changed)
+    return changed
 
 
-def patients_with_phone(services: Services, practice_id: str, phone: str) -> list[str]:
+def patients_with_phone(ports: Ports, practice_id: str, phone: str) -> list[str]:
     """Patient ids of the practice's clients whose phone is this number (in any spelling)."""
     wanted = normalize_phone(phone)
     if wanted is None:
         return []
-    with services.engine.begin() as conn:
-        rows = conn.execute(select(clients.c.patient_id, clients.c.phone).where(
-            clients.c.practice_id == practice_id,
-            clients.c.phone.like(f"%{_spaced_suffix(wanted)}"),
-        )).all()
-    return [patient_id for patient_id, stored in rows if normalize_phone(stored) == wanted]
-
-
-def _spaced_suffix(e164: str) -> str:
-    """A LIKE pattern for the last digits, allowing punctuation between them ('1%2%3…')."""
-    return "%".join(e164[-_PHONE_SUFFIX_DIGITS:])
+    with ports.engine.begin() as conn:
+        return clients.with_phone(conn, practice_id, wanted)

@@ -1,32 +1,39 @@
-"""Intake: record an arriving event durably (one transaction, before the HTTP answer), then, in
-a worker, decide whether it is a completed session and schedule its survey."""
+"""Intake: record an arrival durably (one transaction, before the door answers), then, in a
+worker, resolve what it means (reading the EHR where the door only named the session) and
+schedule its survey."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import structlog
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
+from integrations.delivery.port import Contact
+from integrations.ehr.errors import EhrNotFound, EhrPermanentError, EhrTransientError
 from service import practices
-from service.bootstrap import Services
+from service.handlers.ports import Ports
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.surveys import schedule_survey
+from service.intake.facts import (
+    UNSTORABLE_IDS, Arrival, Completed, EhrRead, Ignored, NeedsRead, storable_ids,
+)
+from service.intake.payload import PayloadError
+from service.intake.sessions import classify_resource, contact_from_patient
 from service.metrics import EVENTS
 from service.persistence import outbox
-from service.persistence.sql import insert_all_if_absent, insert_if_absent
-from service.persistence.tables import session_keys, webhook_events
+from service.persistence.queries import events
+from service.persistence.queries.clients import ContactNotStorable
 from service.practices import Practice
 
 log = structlog.get_logger(__name__)
 
 ACCEPTED, IGNORED, DUPLICATE_SESSION = "accepted", "ignored", "duplicate-session"
 SCHEDULED, FAILED = "survey-scheduled", "failed"
-MAX_ID = 200  # the delivery_id, session_id and patient_id columns
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ALREADY_SCHEDULED = "a survey for this session was already scheduled"
+Resolved = Completed | Ignored
 
 
 @dataclass(frozen=True)
@@ -40,46 +47,25 @@ class Recorded:
         return self.outcome in (DUPLICATE_SESSION, "duplicate-delivery")
 
 
-@dataclass(frozen=True)
-class Arrival:
-    """What the web layer hands over after verifying and parsing a request."""
-
-    source: str                      # native | fhir | healthie
-    delivery_id: str
-    event_type: str
-    payload: dict                    # what the worker needs later (no raw headers)
-    completed: bool | None           # None: not known yet (FHIR id-only: read the EHR first)
-    reason: str | None = None        # why it is not a completed session
-    session_id: str | None = None
-    patient_id: str | None = None
-    dedupe_keys: tuple[str, ...] = ()
-
-
-def record_arrival(services: Services, practice: Practice, arrival: Arrival) -> Recorded:
+def record_arrival(ports: Ports, practice: Practice, arrival: Arrival) -> Recorded:
     """Store the event and its outbox job in one transaction; never calls the broker."""
-    recorded = _record(services, practice, arrival)
+    recorded = _record(ports, practice, arrival)
     EVENTS.labels(arrival.source, recorded.outcome).inc()
     return recorded
 
 
-def _record(services: Services, practice: Practice, arrival: Arrival) -> Recorded:
-    now = services.clock()
-    event_id = str(uuid.uuid4())
-    with services.engine.begin() as conn:
-        row = dict(
-            id=event_id, practice_id=practice.id, source=arrival.source,
-            delivery_id=arrival.delivery_id, event_type=_clip(arrival.event_type, 100),
-            session_id=arrival.session_id, patient_id=arrival.patient_id,
-            outcome=ACCEPTED, reason=_clip(arrival.reason, 300), payload=arrival.payload,
-            received_at=now,
-        )
-        if not insert_if_absent(conn, webhook_events, row):
-            return Recorded(_existing_event(conn, practice.id, arrival), "duplicate-delivery")
-        if arrival.completed is False:
-            _set_outcome(conn, event_id, IGNORED, arrival.reason)
-            return Recorded(event_id, IGNORED, arrival.reason)
-        if arrival.completed and not claim_session(conn, practice.id, arrival.dedupe_keys, event_id):
-            _set_outcome(conn, event_id, DUPLICATE_SESSION, "a survey for this session was already scheduled")
+def _record(ports: Ports, practice: Practice, arrival: Arrival) -> Recorded:
+    now, event_id, outcome = ports.clock(), str(uuid.uuid4()), arrival.outcome
+    state = IGNORED if isinstance(outcome, Ignored) else ACCEPTED
+    with ports.engine.begin() as conn:
+        if not events.insert(conn, event_id, practice.id, arrival, state=state, now=now):
+            return Recorded(events.id_of_delivery(conn, practice.id, arrival),
+                            "duplicate-delivery")
+        if isinstance(outcome, Ignored):
+            return Recorded(event_id, IGNORED, outcome.reason)
+        if isinstance(outcome, Completed) and not events.claim_session(
+                conn, practice.id, outcome.facts.dedupe_keys, event_id):
+            events.set_state(conn, event_id, DUPLICATE_SESSION, ALREADY_SCHEDULED)
             return Recorded(event_id, DUPLICATE_SESSION)
         outbox.enqueue(conn, "event.process", {"event_id": event_id}, now=now,
                        practice_id=practice.id)
@@ -87,80 +73,75 @@ def _record(services: Services, practice: Practice, arrival: Arrival) -> Recorde
     return Recorded(event_id, ACCEPTED)
 
 
-def claim_session(conn: Connection, practice_id: str, keys: tuple[str, ...], event_id: str) -> bool:
-    """True if no earlier completion claimed any of these keys (all are claimed now).
-
-    One statement: every key is inserted unless present. When some were present, the visit was
-    seen before; the keys that were new now point at this duplicate event, which is harmless:
-    they describe the same visit, and a later notification sharing them is a duplicate too.
-    """
-    if not keys:
-        return True
-    rows = [{"practice_id": practice_id, "key": key, "event_id": event_id} for key in keys]
-    return insert_all_if_absent(conn, session_keys, rows) == len(keys)
-
-
 def process_event(ctx: JobContext) -> None:
     """Job `event.process`: resolve what the event means, then schedule the survey."""
-    services = ctx.services
-    with services.engine.begin() as conn:
-        event = conn.execute(select(webhook_events).where(
-            webhook_events.c.id == ctx.job.payload["event_id"])).mappings().first()
-        practice = practices.load(conn, services.box, event["practice_id"]) if event else None
-    if event is None or practice is None:
-        raise PermanentFailure("event or practice no longer exists")
+    ports, event_id = ctx.services, ctx.job.payload["event_id"]
     try:
-        session = _resolve_session(services, practice, dict(event))
+        event, practice = _load(ports, event_id)
+        resolved = _resolve(ports, practice, event)
+        with ports.engine.begin() as conn:
+            _settle(ctx, conn, practice, event, resolved)
+            ctx.complete(conn)
     except PermanentFailure as failure:
         # The job goes to the dead-letter store; the event log says why (replay fixes both).
-        with services.engine.begin() as conn:
-            _set_outcome(conn, event["id"], FAILED, str(failure))
+        with ports.engine.begin() as conn:
+            events.set_state(conn, event_id, FAILED, str(failure))
         raise
-    with services.engine.begin() as conn:
-        if session.get("ignored"):
-            _set_outcome(conn, event["id"], IGNORED, session["ignored"])
-        elif session.get("late_claim") and not claim_session(
-                conn, practice.id, tuple(session["dedupe_keys"]), event["id"]):
-            # id-only notifications are only known to be completions now, so dedupe here.
-            _set_outcome(conn, event["id"], DUPLICATE_SESSION, "a survey for this session was already scheduled")
-        else:
-            outcome = schedule_survey(ctx, conn, practice, event["id"], session)
-            _set_outcome(conn, event["id"], SCHEDULED if outcome is None else IGNORED, outcome)
-        if session.get("late_claim"):
-            # The event log shows which session an id-only notification turned out to be.
-            conn.execute(update(webhook_events).where(webhook_events.c.id == event["id"]).values(
-                session_id=session["session_id"], patient_id=session["patient_id"]))
-        ctx.complete(conn)
 
 
-def _resolve_session(services: Services, practice: Practice, event: Mapping) -> dict:
-    """The session facts and contact, reading the EHR where the event did not carry them."""
-    payload = event["payload"]
-    if event["source"] in ("fhir", "healthie") and not payload.get("session"):
-        read = _read_appointment if event["source"] == "healthie" else _read_focus
-        session = read(services, practice, payload)
-        if session.get("ignored"):
-            return session
-        session["late_claim"] = True
-    else:
-        session = dict(payload["session"])
-        session.setdefault("dedupe_keys", [])
-    if not session.get("patient_id") or not session.get("session_id"):
-        return {"ignored": "the session names no patient"}
-    if not storable_ids(session["patient_id"], session["session_id"]):
-        return {"ignored": f"the session or patient id is longer than {MAX_ID} characters or holds control characters"}
-    if not session.get("contact") and _needs_contact(practice):
-        session["contact"] = _read_contact(services, practice, session["patient_id"])
-    return session
+def _load(ports: Ports, event_id: str) -> tuple[events.StoredEvent, Practice]:
+    with ports.engine.begin() as conn:
+        try:
+            event = events.load(conn, event_id)
+        except PayloadError as error:
+            raise PermanentFailure(str(error)) from None
+        practice = practices.load(conn, ports.box, event.practice_id) if event else None
+    if event is None or practice is None:
+        raise PermanentFailure("event or practice no longer exists")
+    return event, practice
 
 
-def _read_focus(services: Services, practice: Practice, payload: dict) -> dict:
-    from integrations.ehr.errors import EhrNotFound, EhrPermanentError, EhrTransientError
-    from service.intake.sessions import classify_resource
+def _resolve(ports: Ports, practice: Practice, event: events.StoredEvent) -> Resolved:
+    """The session's facts and contact, reading the EHR where the event did not carry them."""
+    outcome = event.outcome
+    if isinstance(outcome, NeedsRead):
+        reader = SESSION_READERS.get(event.source)
+        if reader is None:
+            raise PermanentFailure(f"no way to read a session announced by {event.source}")
+        outcome = reader(ports, practice, outcome.read)
+    if isinstance(outcome, Ignored):
+        return outcome
+    facts = outcome.facts
+    if facts.contact is None and _needs_contact(practice):
+        facts = replace(facts, contact=_read_contact(ports, practice, facts.patient_id))
+    return Completed(facts)
 
-    gateway = services.ehr_for(practice.ehr)
+
+def _settle(ctx: JobContext, conn: Connection, practice: Practice, event: events.StoredEvent,
+            resolved: Resolved) -> None:
+    """Record what the event turned out to be, and schedule its survey."""
+    if isinstance(resolved, Ignored):
+        return events.set_state(conn, event.id, IGNORED, resolved.reason)
+    facts = resolved.facts
+    if isinstance(event.outcome, NeedsRead):
+        # Only known to be a completion now: the event log names the session, and dedupe is
+        # done here instead of at intake.
+        events.name_session(conn, event.id, facts.session_id, facts.patient_id)
+        if not events.claim_session(conn, practice.id, facts.dedupe_keys, event.id):
+            return events.set_state(conn, event.id, DUPLICATE_SESSION, ALREADY_SCHEDULED)
     try:
-        resource = _fetch_focus(gateway, payload)
+        why_not = schedule_survey(ctx, conn, practice, event.id, facts)
+    except ContactNotStorable as error:
+        log.error("contact value not storable", field=error.field, event_id=event.id,
+                  practice_id=practice.id)
+        raise PermanentFailure(str(error), {"field": error.field}) from None
+    events.set_state(conn, event.id, SCHEDULED if why_not is None else IGNORED, why_not)
+
+
+def _read_fhir_session(ports: Ports, practice: Practice, read: EhrRead) -> Resolved:
+    """Read an id-only notification's focus from the FHIR server, and classify it."""
+    try:
+        resource = _fetch(ports.ehr_for(practice.ehr), read)
     except EhrNotFound:
         resource = None  # deleted since, or never there: nothing to survey, nothing to retry
     except EhrTransientError as error:
@@ -168,97 +149,45 @@ def _read_focus(services: Services, practice: Practice, payload: dict) -> dict:
     except EhrPermanentError as error:
         raise PermanentFailure("EHR refused to read the session", {"http_status": error.status})
     if resource is None:
-        return {"ignored": "the session named by the notification was not found in the EHR"}
-    signal = classify_resource(resource, payload.get("topic"))
+        return Ignored("the session named by the notification was not found in the EHR")
+    signal = classify_resource(resource, read.topic)
     if not signal.completed:
-        return {"ignored": signal.reason}
-    return _session_from_signal(signal)
+        return Ignored(signal.reason)
+    facts = signal.facts()
+    if facts is None:
+        return Ignored("the session names no patient")
+    return Completed(facts) if storable_ids(facts.session_id, facts.patient_id) else Ignored(UNSTORABLE_IDS)
 
 
-def _read_appointment(services: Services, practice: Practice, payload: dict) -> dict:
-    """Healthie's webhooks are thin: read the appointment over GraphQL, then apply the rule."""
-    from integrations.ehr.errors import EhrPermanentError, EhrTransientError
-    from service.intake.healthie import session_from_appointment
-
-    if not practice.healthie:
-        raise PermanentFailure("the practice has no healthie section to read the appointment with")
-    try:
-        api = services.healthie_for(practice.healthie)
-        appointment = api.appointment(payload["appointment_id"])
-    except EhrTransientError as error:
-        raise RetryLater("Healthie unavailable while reading the appointment",
-                         error.retry_after) from error
-    except EhrPermanentError as error:
-        raise PermanentFailure("Healthie refused to read the appointment",
-                               {"http_status": error.status}) from error
-    return session_from_appointment(appointment)
-
-
-def _fetch_focus(gateway, payload: dict) -> dict | None:
+def _fetch(gateway, read: EhrRead) -> dict | None:
     """Read the focus by reference, or (athena) search it by its identifier."""
-    if payload.get("focus"):
-        resource_type, _, resource_id = payload["focus"].partition("/")
-        return gateway.read(resource_type, resource_id)
-    identifier = payload.get("focus_identifier")
-    if not identifier or not payload.get("focus_type"):
+    if read.resource_id:
+        return gateway.read(read.resource_type, read.resource_id)
+    if not read.identifier:
         return None
-    system, value = identifier
-    token = f"{system}|{value}" if system else value
-    found = gateway.search(payload["focus_type"], {"identifier": token})
+    system, value = read.identifier
+    found = gateway.search(read.resource_type, {"identifier": f"{system}|{value}" if system else value})
     return found[0] if found else None
 
 
-def _session_from_signal(signal) -> dict:
-    return {
-        "session_id": signal.session_id, "patient_id": signal.patient_id,
-        "practitioner_id": signal.practitioner_id, "ended_at": signal.ended_at,
-        "contact": dict(signal.contact) if signal.contact else None,
-        "dedupe_keys": list(signal.dedupe_keys),
-    }
+# How each door's NeedsRead is read; a door that sends only ids adds its reader here.
+SESSION_READERS: dict[str, Callable[[Ports, Practice, EhrRead], Resolved]] = {
+    "fhir": _read_fhir_session,
+}
 
 
 def _needs_contact(practice: Practice) -> bool:
-    if practice.ehr["type"] != "fhir-r4":  # nothing to read the Patient from
+    if not practice.ehr.readable:  # nothing to read the Patient from
         return False
-    return any(channel in ("sms", "email") for channel in practice.delivery["channels"])
+    return any(channel in ("sms", "email") for channel in practice.delivery.channels)
 
 
-def _read_contact(services: Services, practice: Practice, patient_id: str) -> dict | None:
-    from integrations.ehr.errors import EhrPermanentError, EhrTransientError
-    from service.intake.sessions import contact_from_patient
-
+def _read_contact(ports: Ports, practice: Practice, patient_id: str) -> Contact | None:
     try:
-        patient = services.ehr_for(practice.ehr).read("Patient", patient_id)
+        patient = ports.ehr_for(practice.ehr).read("Patient", patient_id)
     except EhrTransientError as error:
         raise RetryLater("EHR unavailable while reading the client's contact", error.retry_after)
     except EhrPermanentError as error:
         log.warning("client contact not readable", http_status=error.status)
         return None
     return contact_from_patient(patient)
-
-
-def _existing_event(conn: Connection, practice_id: str, arrival: Arrival) -> str:
-    return conn.execute(select(webhook_events.c.id).where(
-        webhook_events.c.practice_id == practice_id, webhook_events.c.source == arrival.source,
-        webhook_events.c.delivery_id == arrival.delivery_id)).scalar_one()
-
-
-def storable_ids(*identifiers: str | None) -> bool:
-    """Whether ids can be stored as they are: short enough, no NUL (PostgreSQL) or control characters."""
-    return all(value is None or (len(value) <= MAX_ID and not CONTROL.search(value))
-               for value in identifiers)
-
-
-def _clip(text: str | None, length: int) -> str | None:
-    """Fit free text (topics, reasons) to its column, without control characters (PostgreSQL
-    refuses NUL); ids are checked by the web layer instead."""
-    if text is None:
-        return None
-    text = CONTROL.sub(" ", text)
-    return text if len(text) <= length else text[: length - 1] + "…"
-
-
-def _set_outcome(conn: Connection, event_id: str, outcome: str, reason: str | None) -> None:
-    conn.execute(update(webhook_events).where(webhook_events.c.id == event_id)
-                 .values(outcome=outcome, reason=_clip(reason, 300)))
-

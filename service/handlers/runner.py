@@ -16,7 +16,7 @@ from typing import Callable
 import structlog
 from sqlalchemy import Connection
 
-from service.bootstrap import Services
+from service.handlers.ports import Ports
 from service.metrics import JOB_SECONDS, JOBS
 from service.persistence import outbox
 from service.persistence.outbox import Job
@@ -47,7 +47,7 @@ class AlreadyFinished(Exception):
 
 @dataclass
 class JobContext:
-    services: Services
+    services: Ports
     job: Job
     completed: bool = False
 
@@ -71,7 +71,7 @@ def backoff_seconds(attempts: int, base: float = 2.0, cap: float = 900.0) -> flo
 
 
 class JobRunner:
-    def __init__(self, services: Services, handlers: dict[str, Handler]):
+    def __init__(self, services: Ports, handlers: dict[str, Handler]):
         self.services = services
         self.handlers = handlers
 

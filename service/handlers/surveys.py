@@ -9,64 +9,71 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
+from integrations.delivery.errors import DeliveryPermanentError, DeliveryTemporaryError
+from integrations.delivery.port import Contact, SurveyMessage
 from service import practices
-from service.bootstrap import Services
 from service.domain.instruments import Instrument
+from service.handlers.ports import Ports
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.timing import send_time
+from service.intake.facts import SessionFacts
 from service.persistence import outbox
-from service.persistence.sql import insert_if_absent
-from service.persistence.tables import clients, responses, surveys
+from service.persistence.queries import clients
+from service.persistence.queries import surveys as stored
+from service.persistence.queries.surveys import (
+    ANSWERED, CLOSED, EXPIRED, FAILED, OPEN, SCHEDULED, SENT, SKIPPED,
+)
+from service.persistence.tables import responses
 from service.practices import Practice
 
 log = structlog.get_logger(__name__)
 
-SCHEDULED, SENT, ANSWERED, EXPIRED, CLOSED, SKIPPED, FAILED = (
-    "scheduled", "sent", "answered", "expired", "closed", "skipped", "failed")
-OPEN = (SCHEDULED, SENT)
+__all__ = [
+    "ANSWERED", "CLOSED", "EXPIRED", "FAILED", "OPEN", "SCHEDULED", "SENT", "SKIPPED",
+    "OpenSurvey", "SurveyUnavailable", "expire_survey", "open_survey", "record_answers",
+    "schedule_survey", "send_invitation", "send_reminder",
+]
 
 
 def schedule_survey(ctx: JobContext, conn: Connection, practice: Practice, event_id: str,
-                    session: dict) -> str | None:
-    """Create the survey for a completed session; returns why not, if it is not sent."""
+                    session: SessionFacts) -> str | None:
+    """Create the survey for a completed session; returns why not, if it is not sent.
+    Raises ContactNotStorable (before writing anything) for a contact value that cannot fit."""
     now = ctx.services.clock()
-    patient_id = session["patient_id"]
-    client = _remember_client(conn, practice.id, patient_id, session.get("contact"), now)
-    _close_open_surveys(ctx, conn, practice.id, patient_id)
+    client = clients.count_session(conn, practice.id, session.patient_id, session.contact, now)
+    _close_open_surveys(ctx, conn, practice.id, session.patient_id)
     if client["opted_out_at"] is not None:
         return "the client opted out of surveys"
-    every = practice.survey.get("every_nth_session", 1)
-    if (client["sessions_completed"] - 1) % every:
-        return f"surveys go out every {every} sessions"
     settings = practice.survey
+    if (client["sessions_completed"] - 1) % settings.every_nth_session:
+        return f"surveys go out every {settings.every_nth_session} sessions"
     survey_id = str(uuid.uuid4())
-    due = send_time(now, settings["send_delay_minutes"], practice.timezone, settings.get("quiet_hours"))
-    inserted = insert_if_absent(conn, surveys, dict(
-        id=survey_id, practice_id=practice.id, patient_id=patient_id,
-        session_id=session["session_id"], event_id=event_id,
-        instrument_id=settings["instrument"], status=SCHEDULED, created_at=now, send_at=due,
-        expires_at=due + timedelta(hours=settings["expire_after_hours"]),
-        session_ended_at=_parse_time(session.get("ended_at")) or now,
+    due = send_time(now, settings.send_delay_minutes, practice.timezone, settings.quiet_hours)
+    created = stored.create(conn, dict(
+        id=survey_id, practice_id=practice.id, patient_id=session.patient_id,
+        session_id=session.session_id, event_id=event_id, instrument_id=settings.instrument,
+        status=SCHEDULED, created_at=now, send_at=due,
+        expires_at=due + timedelta(hours=settings.expire_after_hours),
+        session_ended_at=session.ended_at or now,
     ))
-    if not inserted:
+    if not created:
         return "a survey for this session already exists"
     ctx.enqueue(conn, "survey.send", {"survey_id": survey_id}, available_at=due,
                 dedupe_key=f"send:{survey_id}")
     return None
 
 
-def _close_open_surveys(ctx: JobContext, conn: Connection, practice_id: str, patient_id: str) -> None:
+def _close_open_surveys(ctx: JobContext, conn: Connection, practice_id: str,
+                        patient_id: str) -> None:
     """The client's next session took place: an open survey closes. One that reached the client
     and was not answered counts as not returned, as an expired one does."""
-    closed = conn.execute(update(surveys).where(
-        surveys.c.practice_id == practice_id, surveys.c.patient_id == patient_id,
-        surveys.c.status.in_(OPEN)).values(status=CLOSED, status_reason="the next session took place")
-        .returning(surveys.c.id, surveys.c.sent_at)).all()
+    closed = stored.close_open(conn, practice_id, patient_id, "the next session took place")
     for survey_id, sent_at in closed:
         if sent_at is not None:
-            ctx.enqueue(conn, "survey.missed", {"survey_id": survey_id}, dedupe_key=f"assess:{survey_id}")
+            ctx.enqueue(conn, "survey.missed", {"survey_id": survey_id},
+                        dedupe_key=f"assess:{survey_id}")
 
 
 def send_invitation(ctx: JobContext) -> None:
@@ -77,20 +84,18 @@ def send_invitation(ctx: JobContext) -> None:
     if client and client["opted_out_at"] is not None:
         return _finish(ctx, survey["id"], status=SKIPPED, status_reason="the client opted out")
     now = ctx.services.clock()
-    expires_at = now + timedelta(hours=practice.survey["expire_after_hours"])
+    expires_at = now + timedelta(hours=practice.survey.expire_after_hours)
     channel, refused = _deliver(ctx, survey, practice, client, "invitation", expires_at)
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
         if channel is None:
-            conn.execute(update(surveys).where(surveys.c.id == survey["id"]).values(
-                status=FAILED, status_reason=f"no channel could reach the client ({'; '.join(refused)})"))
+            stored.set_status(conn, survey["id"], status=FAILED, status_reason=(
+                f"no channel could reach the client ({'; '.join(refused)})"))
             return
-        sent = conn.execute(update(surveys).where(
-            surveys.c.id == survey["id"], surveys.c.status == SCHEDULED).values(
-            status=SENT, channel=channel, sent_at=now, expires_at=expires_at)).rowcount
-        if not sent:  # answered (or closed) in the moment between the message and this commit
-            return
-        remind_at = now + timedelta(hours=practice.survey["reminder_after_hours"])
+        if not stored.move(conn, survey["id"], SCHEDULED, status=SENT, channel=channel,
+                           sent_at=now, expires_at=expires_at):
+            return  # answered (or closed) in the moment between the message and this commit
+        remind_at = now + timedelta(hours=practice.survey.reminder_after_hours)
         ctx.enqueue(conn, "survey.remind", {"survey_id": survey["id"]}, available_at=remind_at,
                     dedupe_key=f"remind:{survey['id']}")
         ctx.enqueue(conn, "survey.expire", {"survey_id": survey["id"]}, available_at=expires_at,
@@ -109,57 +114,46 @@ def send_reminder(ctx: JobContext) -> None:
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
         if channel:
-            conn.execute(update(surveys).where(surveys.c.id == survey["id"], surveys.c.status == SENT)
-                         .values(reminded_at=ctx.services.clock()))
+            stored.move(conn, survey["id"], SENT, reminded_at=ctx.services.clock())
 
 
 def expire_survey(ctx: JobContext) -> None:
     """Job `survey.expire`: close an unanswered survey and let the rupture rules see it."""
+    survey_id = ctx.job.payload["survey_id"]
     with ctx.services.engine.begin() as conn:
-        closed = conn.execute(update(surveys).where(
-            surveys.c.id == ctx.job.payload["survey_id"], surveys.c.status == SENT
-        ).values(status=EXPIRED)).rowcount
-        if closed:
+        if stored.move(conn, survey_id, SENT, status=EXPIRED):
             # A survey not returned after a low session is itself a signal (science §3.2 d).
-            ctx.enqueue(conn, "survey.missed", {"survey_id": ctx.job.payload["survey_id"]},
-                        dedupe_key=f"assess:{ctx.job.payload['survey_id']}")
+            ctx.enqueue(conn, "survey.missed", {"survey_id": survey_id},
+                        dedupe_key=f"assess:{survey_id}")
         ctx.complete(conn)
 
 
 def _deliver(ctx: JobContext, survey: dict, practice: Practice, client: dict | None, kind: str,
              expires_at: datetime, only: str | None = None) -> tuple[str | None, list[str]]:
     """Try the practice's channels in order: the channel that worked (or None), and refusals."""
-    from integrations.delivery.errors import DeliveryPermanentError, DeliveryTemporaryError
-    from integrations.delivery.port import Contact, SurveyMessage
-
     contact = Contact(phone=client and client["phone"], email=client and client["email"],
                       locale=client and client["locale"])
-    token = ctx.services.signer.token_for(survey["id"])
     temporary: list[DeliveryTemporaryError] = []
     permanent: list[str] = []
-    for name in practice.delivery["channels"]:
+    for name in practice.delivery.channels:
         if only and name != only:
             continue
-        channel = ctx.services.channel_for(name, practice.delivery.get(name))
+        channel = ctx.services.channel_for(name, practice.delivery.settings_for(name))
         address = channel.accepts(contact)
         if address is None:
             permanent.append(f"{name}: no address")
             continue
-        message = SurveyMessage(
-            kind=kind, to=address, link=ctx.services.survey_link(token),
-            practice_name=practice.name, locale=(contact.locale or "en"),
-            expires_at=expires_at.astimezone(ZoneInfo(practice.timezone)),
-            unsubscribe_link=f"{ctx.services.survey_link(token)}/unsubscribe", survey_id=survey["id"],
-        )
         try:
-            channel.send(message)
+            channel.send(_message(ctx.services, survey, practice, contact, kind, address,
+                                  expires_at))
         except DeliveryTemporaryError as error:
             temporary.append(error)
             log.warning("delivery failed for now", channel=name, survey_id=survey["id"])
             continue
         except DeliveryPermanentError as error:
             permanent.append(f"{name}: {error.reason}")
-            log.warning("delivery refused", channel=name, survey_id=survey["id"], reason=error.reason)
+            log.warning("delivery refused", channel=name, survey_id=survey["id"],
+                        reason=error.reason)
             continue
         log.info("survey delivered", channel=name, kind=kind, survey_id=survey["id"])
         return name, permanent
@@ -171,42 +165,31 @@ def _deliver(ctx: JobContext, survey: dict, practice: Practice, client: dict | N
     return None, permanent
 
 
+def _message(ports: Ports, survey: dict, practice: Practice, contact: Contact, kind: str,
+             address: str, expires_at: datetime) -> SurveyMessage:
+    link = ports.survey_link(ports.signer.token_for(survey["id"]))
+    return SurveyMessage(
+        kind=kind, to=address, link=link, practice_name=practice.name,
+        locale=(contact.locale or "en"),
+        expires_at=expires_at.astimezone(ZoneInfo(practice.timezone)),
+        unsubscribe_link=f"{link}/unsubscribe", survey_id=survey["id"],
+    )
+
+
 def _load(ctx: JobContext) -> tuple[dict, Practice, dict | None]:
     with ctx.services.engine.begin() as conn:
-        survey = conn.execute(select(surveys).where(
-            surveys.c.id == ctx.job.payload["survey_id"])).mappings().first()
+        survey = stored.find(conn, ctx.job.payload["survey_id"])
         if survey is None:
             raise PermanentFailure("survey no longer exists")
         practice = practices.load(conn, ctx.services.box, survey["practice_id"])
-        client = conn.execute(select(clients).where(
-            clients.c.practice_id == survey["practice_id"],
-            clients.c.patient_id == survey["patient_id"])).mappings().first()
-    return dict(survey), practice, (dict(client) if client else None)
+        client = clients.find(conn, survey["practice_id"], survey["patient_id"])
+    return survey, practice, client
 
 
 def _finish(ctx: JobContext, survey_id: str, **values) -> None:
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
-        conn.execute(update(surveys).where(surveys.c.id == survey_id).values(**values))
-
-
-def _remember_client(conn: Connection, practice_id: str, patient_id: str, contact: dict | None,
-                     now: datetime) -> dict:
-    key = (clients.c.practice_id == practice_id, clients.c.patient_id == patient_id)
-    insert_if_absent(conn, clients, dict(practice_id=practice_id, patient_id=patient_id,
-                                         sessions_completed=0, updated_at=now))
-    values: dict = {"sessions_completed": clients.c.sessions_completed + 1, "updated_at": now}
-    for field in ("phone", "email", "locale"):
-        if contact and contact.get(field):
-            values[field] = contact[field]
-    conn.execute(update(clients).where(*key).values(**values))
-    return dict(conn.execute(select(clients).where(*key)).mappings().one())
-
-
-def _parse_time(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        stored.set_status(conn, survey_id, **values)
 
 
 # ---- the client's side: reading and answering ------------------------------------------------
@@ -229,37 +212,32 @@ class OpenSurvey:
     locale: str
 
 
-def open_survey(services: Services, token: str, instruments: dict[str, Instrument]) -> OpenSurvey:
+def open_survey(ports: Ports, token: str, instruments: dict[str, Instrument]) -> OpenSurvey:
     """The survey behind a link, if it can still be answered."""
-    survey_id = services.signer.survey_id(token)
+    survey_id = ports.signer.survey_id(token)
     if survey_id is None:
         raise SurveyUnavailable(404, "this link is not known")
-    with services.engine.begin() as conn:
-        row = conn.execute(select(surveys, clients.c.locale).outerjoin(clients, (
-            clients.c.practice_id == surveys.c.practice_id) & (clients.c.patient_id == surveys.c.patient_id)
-        ).where(surveys.c.id == survey_id)).mappings().first()
-        practice = practices.load(conn, services.box, row["practice_id"]) if row else None
+    with ports.engine.begin() as conn:
+        row = stored.find_with_locale(conn, survey_id)
+        practice = practices.load(conn, ports.box, row["practice_id"]) if row else None
     # A scheduled survey is answerable: its link exists only once the message has gone out, and
     # the client may tap it before the worker has committed the survey as sent.
     if row is None or row["status"] in (SKIPPED, FAILED):
         raise SurveyUnavailable(404, "this link is not known")
     if row["status"] == ANSWERED:
         raise SurveyUnavailable(409, "this survey has already been answered")
-    if row["status"] in (EXPIRED, CLOSED) or row["expires_at"] <= services.clock():
+    if row["status"] in (EXPIRED, CLOSED) or row["expires_at"] <= ports.clock():
         raise SurveyUnavailable(410, "this survey has closed")
     return OpenSurvey(row["id"], row["practice_id"], practice.name,
                       instruments[row["instrument_id"]], row["expires_at"], row["locale"] or "en")
 
 
-def record_answers(services: Services, survey: OpenSurvey, answers: dict, scores) -> str:
+def record_answers(ports: Ports, survey: OpenSurvey, answers: dict, scores) -> str:
     """Store validated, scored answers and queue the write-back; single use (409 on a race)."""
     response_id = str(uuid.uuid4())
-    now = services.clock()
-    with services.engine.begin() as conn:
-        taken = conn.execute(update(surveys).where(
-            surveys.c.id == survey.id, surveys.c.status.in_(OPEN)).values(
-            status=ANSWERED, answered_at=now)).rowcount
-        if not taken:
+    now = ports.clock()
+    with ports.engine.begin() as conn:
+        if not stored.move(conn, survey.id, OPEN, status=ANSWERED, answered_at=now):
             raise SurveyUnavailable(409, "this survey has already been answered")
         conn.execute(responses.insert().values(
             id=response_id, survey_id=survey.id, answers=answers, total=scores.total,

@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from service.practices import QuietHours
 
-def send_time(now: datetime, delay_minutes: float, timezone: str, quiet_hours: dict | None) -> datetime:
+
+def send_time(now: datetime, delay_minutes: float, timezone: str,
+              quiet_hours: QuietHours | None) -> datetime:
     """The earliest moment after the delay that is outside the quiet hours, in UTC."""
     due = now + timedelta(minutes=delay_minutes)
     if not quiet_hours:
         return due
     zone = ZoneInfo(timezone)
     local = due.astimezone(zone)
-    start, end = _clock(quiet_hours["start"]), _clock(quiet_hours["end"])
+    start, end = _clock(quiet_hours.start), _clock(quiet_hours.end)
     if not _is_quiet(local.time(), start, end):
         return due
     morning = datetime.combine(local.date(), end, tzinfo=zone)

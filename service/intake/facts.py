@@ -23,11 +23,13 @@ from typing import Union
 from integrations.delivery.port import Contact
 
 __all__ = [
-    "MAX_ID", "Arrival", "Completed", "Contact", "EhrRead", "Ignored", "NeedsRead", "Outcome",
+    "MAX_ID", "UNSTORABLE_IDS", "Arrival", "Completed", "Contact", "EhrRead", "Ignored", "NeedsRead", "Outcome",
     "Refused", "SessionFacts", "clip", "storable_ids",
 ]
 
 MAX_ID = 200  # the delivery_id, session_id and patient_id columns
+UNSTORABLE_IDS = (f"the session or patient id is longer than {MAX_ID} characters "
+                  "or holds control characters")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -18,7 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
+from integrations.delivery.port import Contact
+from service.intake.contact import checked_contact
+from service.intake.facts import SessionFacts
 from service.intake.fhir_notifications import NotificationEvent, relative_reference
 
 SESSION_TOPICS = frozenset({"Appointment.check-out", "Encounter.signoff"})
@@ -33,9 +37,16 @@ class SessionSignal:
     session_id: str | None
     patient_id: str | None
     practitioner_id: str | None
-    ended_at: str | None
+    ended_at: datetime | None
     dedupe_keys: tuple[str, ...]
-    contact: Mapping[str, str] | None
+    contact: Contact | None
+
+    def facts(self) -> SessionFacts | None:
+        """The session's facts, if it names both the session and the client."""
+        if not (self.session_id and self.patient_id):
+            return None
+        return SessionFacts(self.session_id, self.patient_id, self.practitioner_id,
+                            self.ended_at, self.contact, self.dedupe_keys)
 
 
 def classify_resource(
@@ -81,20 +92,15 @@ def patient_reference(resource: dict) -> str | None:
     return _first_of_type(candidates, "Patient")
 
 
-def contact_from_patient(patient: dict) -> dict | None:
-    """Phone (mobile/sms first), e-mail and preferred locale from a Patient; None without telecom."""
+def contact_from_patient(patient: dict) -> Contact | None:
+    """Phone (mobile/sms first), e-mail and preferred locale from a Patient, checked and capped
+    (`service/intake/contact.py`); None without a usable phone or e-mail address."""
     telecom = [t for t in _list(patient.get("telecom")) if _usable_telecom(t)]
     phones = [t for t in telecom if t.get("system") in ("phone", "sms")]
     phones.sort(key=lambda t: (not (t.get("use") == "mobile" or t.get("system") == "sms"), _rank(t)))
     emails = sorted((t for t in telecom if t.get("system") == "email"), key=_rank)
-    contact = {
-        "phone": phones[0]["value"].strip() if phones else None,
-        "email": emails[0]["value"].strip() if emails else None,
-        "locale": _preferred_language(patient),
-    }
-    if not (contact["phone"] or contact["email"]):
-        return None
-    return {key: value for key, value in contact.items() if value}
+    return checked_contact([t["value"] for t in phones], [t["value"] for t in emails],
+                           _preferred_language(patient))
 
 
 def _decide(resource_type: str | None, status: str | None, topic: str | None) -> tuple[bool, str]:
@@ -149,10 +155,18 @@ def _practitioner_reference(resource: dict) -> str | None:
     return _first_of_type([p.get("individual") or p.get("actor") for p in participants], "Practitioner")
 
 
-def _ended_at(resource: dict) -> str | None:
+def _ended_at(resource: dict) -> datetime | None:
+    """When the visit ended, if the resource says so to the second with a zone (a FHIR dateTime
+    may be a bare date, or have no zone: then the survey takes the moment it is scheduled)."""
     period = resource.get("period") if isinstance(resource.get("period"), dict) else {}
     end = period.get("end") if resource["resourceType"] == "Encounter" else resource.get("end")
-    return end if isinstance(end, str) and end else None
+    if not isinstance(end, str) or "T" not in end:
+        return None
+    try:
+        moment = datetime.fromisoformat(end)
+    except ValueError:
+        return None
+    return moment if moment.utcoffset() is not None else None
 
 
 def _first_of_type(references: list, resource_type: str) -> str | None:

@@ -84,7 +84,7 @@ def sms_inbound(practice_id: str):
         practice = practices.load(conn, wired.box, practice_id)
     if practice is None:
         raise Problem(404, "Unknown practice", f"no practice with id {practice_id!r}")
-    auth_token = (practice.delivery.get("sms") or {}).get("auth_token")
+    auth_token = practice.delivery.sms.auth_token if practice.delivery.sms else None
     url = wired.settings.public_url + request.full_path.rstrip("?")
     given = request.headers.get("X-Twilio-Signature", "")
     params = request.form.items(multi=True)

@@ -20,10 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from integrations.delivery import build_channel
+from integrations.delivery import build_channel as build_from_settings
 from integrations.delivery.email_smtp import SmtpEmailChannel, normalize_email
 from integrations.delivery.errors import DeliveryPermanentError, DeliveryTemporaryError
 from integrations.delivery.port import Contact, SurveyMessage
+from integrations.settings import EmailSettings
+from service.practices import InvalidPractice, validate_document
+from support import practice_document
 
 USERNAME = "surveys"
 PASSWORD = "correct horse"
@@ -166,6 +169,11 @@ def email_config(port: int, **changes: object) -> dict[str, object]:
     }
     config.update(changes)
     return config
+
+
+def build_channel(name: str, block: dict):
+    """The channel for a practice's `delivery.email` block, typed as the service loads it."""
+    return build_from_settings(name, EmailSettings.from_document(block))
 
 
 def received(handler: RecordingHandler) -> tuple[Envelope, EmailMessage]:
@@ -385,5 +393,9 @@ def test_accepts_only_plain_addresses(raw, normalized):
     ],
 )
 def test_a_bad_config_names_the_field(config, field):
-    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
-        build_channel("email", config)
+    # Settings are checked once, with the practice document; the channel takes them as they are.
+    document = practice_document()
+    document["delivery"]["email"] = config
+    with pytest.raises(InvalidPractice) as refused:
+        validate_document({key: value for key, value in document.items() if value is not None})
+    assert any(problem.startswith(f"{field}:") for problem in refused.value.problems)

@@ -10,10 +10,13 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from integrations.delivery import build_channel
+from integrations.delivery import build_channel as build_from_settings
 from integrations.delivery.errors import DeliveryPermanentError, DeliveryTemporaryError
 from integrations.delivery.port import Contact, Receipt, SurveyMessage
 from integrations.delivery.sms_twilio import TwilioSmsChannel, normalize_phone
+from integrations.settings import SmsSettings
+from service.practices import InvalidPractice, validate_document
+from support import practice_document
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "test-auth-token"
@@ -46,6 +49,11 @@ def sms_config(api_base: str, **changes: object) -> dict[str, object]:
     }
     config.update(changes)
     return config
+
+
+def build_channel(name: str, block: dict, **kwargs):
+    """The channel for a practice's `delivery.sms` block, typed as the service loads it."""
+    return build_from_settings(name, SmsSettings.from_document(block), **kwargs)
 
 
 @pytest.fixture
@@ -235,8 +243,17 @@ def test_accepts_only_e164_numbers(raw, normalized):
     ],
 )
 def test_a_bad_config_names_the_field(config, field):
-    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
-        build_channel("sms", config)
+    # Settings are checked once, with the practice document; the channel takes them as they are.
+    document = practice_document()
+    document["delivery"]["sms"] = config
+    with pytest.raises(InvalidPractice) as refused:
+        validate_document({key: value for key, value in document.items() if value is not None})
+    assert any(problem.startswith(f"{field}:") for problem in refused.value.problems)
+
+
+def test_a_channel_without_its_settings_is_not_built():
+    with pytest.raises(ValueError, match=r"delivery\.sms settings are required"):
+        build_from_settings("sms", None)
 
 
 def test_api_base_defaults_to_twilio():

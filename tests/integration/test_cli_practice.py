@@ -93,6 +93,28 @@ def test_apply_prints_the_id_and_list_and_show_never_print_a_secret(alliance, ap
         assert secret not in listed.output + shown.output, name
 
 
+SINK_SECRET = "whsec_" + "c2luay1zZWNyZXQtZm9yLXRoZS10ZXN0cy1vbmx5"
+
+
+def test_list_shows_every_ehr_type(alliance, applied, tmp_path):
+    # Before typed settings, one practice writing back by webhook made the list crash
+    # (KeyError: 'base_url'), hiding every other practice too.
+    webhook = full_document(id="eastside", name="Eastside Therapy",
+                            ehr={"type": "webhook", "url": "https://ehr.east.example/alliance",
+                                 "secret": SINK_SECRET})
+    path = tmp_path / "eastside.json"
+    path.write_text(json.dumps(webhook))
+    assert alliance("practice", "apply", str(path)).exit_code == 0
+
+    listed = alliance("practice", "list")
+    assert listed.exit_code == 0, listed.output
+    header, *lines = listed.stdout.strip().splitlines()
+    ehr = {line.split("\t")[0]: line.split("\t")[header.split("\t").index("ehr")] for line in lines}
+    assert ehr == {"eastside": "webhook https://ehr.east.example/alliance",
+                   "northside": "https://ehr.test/fhir"}
+    assert SINK_SECRET not in listed.output
+
+
 def test_secrets_are_encrypted_at_rest(applied, env):
     [(_id, _name, sealed, _updated)] = stored_documents(env)
     database = env["ALLIANCE_DATABASE_URL"].removeprefix("sqlite:///")
@@ -202,6 +224,7 @@ def test_events_list_shows_what_arrived_and_why_without_personal_data(alliance, 
     assert rows["msg_b"]["outcome"] == "ignored"
     assert rows["msg_b"]["reason"] == "session status no-show is not a completed session"
     assert rows["msg_c"]["outcome"] == "duplicate-session"
+    assert {row["source"] for row in rows.values()} == {"native"}  # the door it came through
     assert {row["session_id"] for row in rows.values()} == {"enc-1", "enc-2"}
     for private in (PHONE, "5551234567", "client@example.org", "pat-private-17"):
         assert private not in listed.output

@@ -8,6 +8,7 @@ import threading
 
 from pytest_httpserver import HTTPServer
 
+from integrations.settings import EhrSettings, SmsSettings
 from service.bootstrap import MAX_CACHED_ADAPTERS, _real_channel, _real_ehr, cached_adapter
 from support import PAYLOADS
 
@@ -22,14 +23,15 @@ def private_jwk() -> dict:
 
 def test_the_same_settings_give_the_same_adapter_in_one_thread():
     config = {"type": "fhir-r4", "base_url": "https://ehr.test/fhir", "auth": {"type": "none"}}
-    assert _real_ehr(config) is _real_ehr(dict(config))
-    assert _real_ehr(config) is not _real_ehr({**config, "base_url": "https://other.test/fhir"})
+    ehr = EhrSettings.from_document
+    assert _real_ehr(ehr(config)) is _real_ehr(ehr(dict(config)))
+    assert _real_ehr(ehr(config)) is not _real_ehr(ehr({**config, "base_url": "https://other.test/fhir"}))
 
 
 def test_changed_secrets_give_a_new_adapter():
-    sms = {"account_sid": "AC1", "auth_token": "old", "from": "+15550001111"}
+    sms = SmsSettings(account_sid="AC1", auth_token="old", sender="+15550001111")
     first = _real_channel("sms", sms)
-    assert _real_channel("sms", {**sms, "auth_token": "rotated"}) is not first
+    assert _real_channel("sms", SmsSettings("AC1", "rotated", "+15550001111")) is not first
     assert _real_channel("sms", sms) is first
 
 
@@ -62,6 +64,6 @@ def test_a_smart_backend_ehr_is_asked_for_one_token_across_jobs(httpserver: HTTP
                        "client_id": "alliance", "private_key_jwk": private_jwk(),
                        "scope": "system/Flag.r"}}
     for _job in range(3):  # what three write-back jobs in one worker thread do
-        assert _real_ehr(config).read("Flag", "f1")["id"] == "f1"
+        assert _real_ehr(EhrSettings.from_document(config)).read("Flag", "f1")["id"] == "f1"
     token_requests = [request for request, _ in httpserver.log if request.path == "/token"]
     assert len(token_requests) == 1

@@ -14,24 +14,27 @@ from service.domain import builtin_instruments
 PRACTICE_RULES = {"northside": {"repair_window": 1}, "broken": {"repair_window": 9}}
 
 
-def make_cli(lookup=None) -> click.Group:
+def make_cli(lookup=None, folder=None) -> click.Group:
     @click.group()
     def cli() -> None:
         """alliance"""
 
-    register(cli, practice_rules_lookup=lookup)
+    register(cli, practice_rules_lookup=lookup, instruments_dir=lambda: folder)
     return cli
 
 
 @pytest.fixture(autouse=True)
-def instruments_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "instruments"
-    monkeypatch.setenv("ALLIANCE_INSTRUMENTS_DIR", str(folder))
-    return folder
+def instruments_dir(tmp_path):
+    global FOLDER
+    FOLDER = tmp_path / "instruments"
+    return FOLDER
+
+
+FOLDER = None  # the test's instruments folder (Settings.instruments_dir in `alliance`)
 
 
 def invoke(*args, input=None, lookup=None):
-    return CliRunner().invoke(make_cli(lookup), list(args), input=input)
+    return CliRunner().invoke(make_cli(lookup, FOLDER), list(args), input=input)
 
 
 def line(client="c1", session="s1", answers=None, **extra) -> str:

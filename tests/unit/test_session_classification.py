@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from integrations.delivery.port import Contact
 from service.intake.fhir_notifications import NotificationEvent, parse_notification
 from service.intake.sessions import (
     classify_resource,
@@ -82,7 +84,8 @@ def test_classification(resource, topic, completed, reason):
 def test_facts_from_real_resources(relative, completed, session_id, patient_id, practitioner_id, ended_at):
     signal = classify_resource(load(relative))
     assert (signal.completed, signal.session_id, signal.patient_id) == (completed, session_id, patient_id)
-    assert (signal.practitioner_id, signal.ended_at) == (practitioner_id, ended_at)
+    ended = datetime.fromisoformat(ended_at) if ended_at else None  # parsed once, at intake
+    assert (signal.practitioner_id, signal.ended_at) == (practitioner_id, ended)
 
 
 def test_full_resource_notification_is_classified_from_the_bundle():
@@ -159,10 +162,16 @@ PATIENT = {
 @pytest.mark.parametrize(
     ("patient", "contact"),
     [
-        (PATIENT, {"phone": "+15550000009", "email": "first@example.org", "locale": "es-US"}),
-        ({"telecom": [{"system": "phone", "value": "+1555", "use": "work"}, {"system": "sms", "value": "+1666"}]},
-         {"phone": "+1666"}),
-        ({"telecom": [{"system": "email", "value": " a@example.org "}]}, {"email": "a@example.org"}),
+        (PATIENT, Contact("+15550000009", "first@example.org", "es-US")),
+        ({"telecom": [{"system": "phone", "value": "+15550001555", "use": "work"},
+                      {"system": "sms", "value": "+15550001666"}]},
+         Contact(phone="+15550001666")),
+        # The preferred number cannot be texted safely (an extension): the next one is taken.
+        ({"telecom": [{"system": "phone", "value": "+15550001555 ext 7", "use": "mobile"},
+                      {"system": "phone", "value": "+1 555 000 1666 (home)", "use": "home"}]},
+         Contact(phone="+15550001666")),
+        ({"telecom": [{"system": "email", "value": " a@example.org "}]}, Contact(email="a@example.org")),
+        ({"telecom": [{"system": "phone", "value": "555-0001", "use": "mobile"}]}, None),
         ({"telecom": [{"system": "fax", "value": "+1777"}], "communication": PATIENT["communication"]}, None),
         ({"telecom": [{"system": "phone", "value": "+1888", "use": "old"}]}, None),
         ({"resourceType": "Patient"}, None),
@@ -174,7 +183,7 @@ def test_contact_from_patient(patient, contact):
 
 def test_contact_comes_from_the_included_patient_only():
     resource = encounter("finished", subject={"reference": "Patient/p1"})
-    assert classify_resource(resource, None, {"Patient/p1": PATIENT}).contact["phone"] == "+15550000009"
+    assert classify_resource(resource, None, {"Patient/p1": PATIENT}).contact.phone == "+15550000009"
     assert classify_resource(resource, None, {}).contact is None
 
 

@@ -1,0 +1,130 @@
+"""What a practice configures for each adapter, as typed values (CONTRACT §2).
+
+The practice document is validated once, by its schema (`schemas/practice.py`), when it is
+applied; `service/practices.py` turns the stored document into these values once per load.
+Adapters take them as they are and check nothing again. Secrets are left out of `repr`, so a
+settings object in a log line or a traceback shows none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+DEFAULT_SMS_API = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """`delivery.sms`: a Twilio-compatible REST API."""
+
+    account_sid: str
+    auth_token: str = field(repr=False)
+    sender: str  # "from": an E.164 number of the account
+    provider: str = "twilio"
+    api_base: str = DEFAULT_SMS_API
+    timeout_seconds: float | None = None
+
+    @classmethod
+    def from_document(cls, block: Mapping[str, Any]) -> SmsSettings:
+        return cls(account_sid=block["account_sid"], auth_token=block["auth_token"],
+                   sender=block["from"], provider=block.get("provider", "twilio"),
+                   api_base=block.get("api_base", DEFAULT_SMS_API),
+                   timeout_seconds=block.get("timeout_seconds"))
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """`delivery.email`: an SMTP relay."""
+
+    smtp_host: str
+    smtp_port: int
+    sender: str  # "from"
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout_seconds: float | None = None
+
+    @classmethod
+    def from_document(cls, block: Mapping[str, Any]) -> EmailSettings:
+        return cls(smtp_host=block["smtp_host"], smtp_port=block["smtp_port"],
+                   sender=block["from"], starttls=block.get("starttls", False),
+                   username=block.get("username") or None,
+                   password=block.get("password") or None,
+                   timeout_seconds=block.get("timeout_seconds"))
+
+
+ChannelSettings = Union[SmsSettings, EmailSettings, None]  # None: the log channel
+
+
+@dataclass(frozen=True)
+class EhrAuthSettings:
+    """`ehr.auth`: none, a bearer token, or SMART Backend Services."""
+
+    type: str = "none"
+    token: str | None = field(default=None, repr=False)
+    token_url: str | None = None
+    client_id: str | None = None
+    private_key_jwk: Mapping[str, Any] | None = field(default=None, repr=False)
+    scope: str | None = None
+
+    @classmethod
+    def from_document(cls, block: Mapping[str, Any] | None) -> EhrAuthSettings:
+        block = block or {}
+        return cls(type=block.get("type", "none"), token=block.get("token"),
+                   token_url=block.get("token_url"), client_id=block.get("client_id"),
+                   private_key_jwk=block.get("private_key_jwk"), scope=block.get("scope"))
+
+
+@dataclass(frozen=True)
+class EhrPollSettings:
+    """`ehr.poll`: search the FHIR server for finished visits every N minutes."""
+
+    resource: str  # Encounter | Appointment
+    every_minutes: int
+    overlap_minutes: int = 10
+
+    @classmethod
+    def from_document(cls, block: Mapping[str, Any] | None) -> EhrPollSettings | None:
+        if not block:
+            return None
+        return cls(block["resource"], block["every_minutes"], block.get("overlap_minutes", 10))
+
+
+@dataclass(frozen=True)
+class EhrSettings:
+    """`ehr`: where scores and flags go. `fhir-r4` writes to `base_url` (and is read from
+    there); `webhook` posts signed events to `url`; other types name their own fields."""
+
+    type: str
+    base_url: str | None = None
+    auth: EhrAuthSettings = field(default_factory=EhrAuthSettings)
+    timeout_seconds: float | None = None
+    url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    poll: EhrPollSettings | None = None  # FHIR polling, for EHRs that send nothing
+    # The whole `ehr` block as stored, for fields that EHR types added later define.
+    document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, block: Mapping[str, Any]) -> EhrSettings:
+        return cls(type=block["type"], base_url=block.get("base_url"),
+                   auth=EhrAuthSettings.from_document(block.get("auth")),
+                   timeout_seconds=block.get("timeout_seconds"),
+                   identifier_systems=block.get("identifier_systems"), url=block.get("url"),
+                   secret=block.get("secret"),
+                   poll=EhrPollSettings.from_document(block.get("poll")), document=dict(block))
+
+    @property
+    def readable(self) -> bool:
+        """Whether the service can read sessions and patients from this EHR (FHIR R4 only)."""
+        return self.type == "fhir-r4"
+
+    @property
+    def summary(self) -> str:
+        """One line for `alliance practice list`: the FHIR base URL (the default type), or the
+        type and where it writes, e.g. "webhook https://ehr.example/alliance"."""
+        if self.type == "fhir-r4":
+            return self.base_url or self.type
+        return " ".join(part for part in (self.type, self.url or self.base_url) if part)
