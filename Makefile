@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ENV := ALLIANCE_DEMO=1 ALLIANCE_LOG_FORMAT=console
 
-.PHONY: run test test-fast bench chaos chaos-cluster scaling clean
+.PHONY: run test test-fast lint bench chaos chaos-cluster scaling clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(VENV)/.installed-test
 	tests/setup-browser.sh
 	tests/setup-canvas-sdk.sh
 	$(BIN)/pytest
+
+# ruff (style and likely bugs) and import-linter (the layering: pyproject.toml, docs/architecture.md).
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Needs PostgreSQL and RabbitMQ (as for `make test`) and wrk (apt-get install -y wrk).
 # Figures go to stdout and var/bench/*/result.json; docs/performance.md says how to read them.

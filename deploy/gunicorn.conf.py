@@ -1,4 +1,7 @@
-"""gunicorn settings for the web process: `gunicorn 'service.app:create_app()' -c deploy/gunicorn.conf.py`."""
+"""gunicorn settings for the web process:
+
+    gunicorn 'service.app:create_app()' -c deploy/gunicorn.conf.py
+"""
 
 import multiprocessing
 import os

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 DEFAULT_SMS_API = "https://api.twilio.com"
 
@@ -55,7 +55,7 @@ class EmailSettings:
                    timeout_seconds=block.get("timeout_seconds"))
 
 
-ChannelSettings = Union[SmsSettings, EmailSettings, None]  # None: the log channel
+ChannelSettings = SmsSettings | EmailSettings | None  # None: the log channel
 
 
 @dataclass(frozen=True)

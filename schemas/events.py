@@ -43,7 +43,8 @@ class SessionData(Schema):
     patient_id = fields.String(required=True, validate=IDENTIFIER)
     practitioner_id = fields.String(load_default=None, allow_none=True, validate=IDENTIFIER)
     ended_at = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
-    status = fields.String(load_default="completed", validate=[validate.Length(min=1, max=40), PRINTABLE])
+    status = fields.String(load_default="completed",
+                           validate=[validate.Length(min=1, max=40), PRINTABLE])
     contact = fields.Nested(Contact, load_default=None, allow_none=True)
 
 
@@ -68,7 +69,8 @@ class EventOutcome(Schema):
     event_id = fields.String(required=True, metadata={"description": "our id of the stored event"})
     duplicate = fields.Boolean(required=True, metadata={
         "description": "true for a repeated delivery or a session that already has its survey"})
-    ignored = fields.String(metadata={"description": "why the event causes no survey, when it does not"})
+    ignored = fields.String(metadata={
+        "description": "why the event causes no survey, when it does not"})
 
 
 class EventAccepted(EventOutcome):
@@ -81,7 +83,8 @@ class NotificationAnswer(Schema):
         "enum": ["handshake", "heartbeat", "event-notification", "query-status", "query-event"]})
     duplicate = fields.Boolean(required=True)
     events = fields.List(fields.Nested(EventOutcome), required=True,
-                         metadata={"description": "one per notification event; empty for a handshake or heartbeat"})
+                         metadata={"description": "one per notification event; "
+                                                  "empty for a handshake or heartbeat"})
 
 
 class Problem(Schema):

@@ -20,10 +20,13 @@ PRACTICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CHANNELS = ("sms", "email", "log")
 HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
+HH_MM = validate.Regexp(CLOCK_TIME, error="must be HH:MM")
+POSITIVE = validate.Range(min=0, min_inclusive=False)
 
 
 class BearerOrSmartAuth(StrictSchema):
-    type = fields.String(required=True, validate=validate.OneOf(["none", "bearer", "smart-backend"]))
+    type = fields.String(required=True,
+                         validate=validate.OneOf(["none", "bearer", "smart-backend"]))
     token = fields.String(validate=validate.Length(min=1))
     token_url = fields.String(validate=HTTP_URL)
     client_id = fields.String(validate=validate.Length(min=1))
@@ -32,10 +35,12 @@ class BearerOrSmartAuth(StrictSchema):
 
     @validates_schema
     def _needs_per_type(self, data, **_kwargs):
-        needed = {"bearer": ["token"], "smart-backend": ["token_url", "client_id", "private_key_jwk"]}
+        needed = {"bearer": ["token"],
+                  "smart-backend": ["token_url", "client_id", "private_key_jwk"]}
         missing = [name for name in needed.get(data.get("type"), []) if not data.get(name)]
         if missing:
-            raise ValidationError({name: [f"required for auth type {data['type']}"] for name in missing})
+            raise ValidationError(
+                {name: [f"required for auth type {data['type']}"] for name in missing})
         jwk = data.get("private_key_jwk")
         if jwk is not None:
             problems = []
@@ -84,8 +89,9 @@ class Sms(StrictSchema):
     api_base = fields.String(load_default=DEFAULT_SMS_API, validate=HTTP_URL)
     account_sid = fields.String(required=True, validate=validate.Length(min=1))
     auth_token = fields.String(required=True, validate=validate.Length(min=1))
-    from_ = fields.String(required=True, data_key="from", attribute="from", validate=validate.Regexp(
-        E164, error="must be an E.164 number like +15550001111"))
+    from_ = fields.String(required=True, data_key="from", attribute="from",
+                          validate=validate.Regexp(E164, error="must be an E.164 number like "
+                                                               "+15550001111"))
     timeout_seconds = fields.Float(validate=CHANNEL_TIMEOUT)
 
 
@@ -128,27 +134,30 @@ class FhirNotifications(StrictSchema):
 
 
 class QuietHours(StrictSchema):
-    start = fields.String(required=True, validate=validate.Regexp(CLOCK_TIME, error="must be HH:MM"))
-    end = fields.String(required=True, validate=validate.Regexp(CLOCK_TIME, error="must be HH:MM"))
+    start = fields.String(required=True, validate=HH_MM)
+    end = fields.String(required=True, validate=HH_MM)
 
 
 class SurveySettings(StrictSchema):
     instrument = fields.String(load_default="brief-alliance-check")
-    send_delay_minutes = fields.Float(load_default=0, validate=validate.Range(min=0, max=7 * 24 * 60))
-    reminder_after_hours = fields.Float(load_default=24, validate=validate.Range(min=0, min_inclusive=False))
-    expire_after_hours = fields.Float(load_default=72, validate=validate.Range(min=0, min_inclusive=False))
+    send_delay_minutes = fields.Float(load_default=0,
+                                      validate=validate.Range(min=0, max=7 * 24 * 60))
+    reminder_after_hours = fields.Float(load_default=24, validate=POSITIVE)
+    expire_after_hours = fields.Float(load_default=72, validate=POSITIVE)
     quiet_hours = fields.Nested(QuietHours, load_default=None, allow_none=True)
     every_nth_session = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
 
     @validates_schema
     def _reminder_before_expiry(self, data, **_kwargs):
         if data.get("reminder_after_hours", 24) >= data.get("expire_after_hours", 72):
-            raise ValidationError({"reminder_after_hours": ["must be less than expire_after_hours"]})
+            raise ValidationError(
+                {"reminder_after_hours": ["must be less than expire_after_hours"]})
 
 
 class PracticeDocument(StrictSchema):
     id = fields.String(required=True, validate=validate.Regexp(
-        PRACTICE_ID, error="must be 1–63 lowercase letters, digits or '-', starting with a letter or digit"))
+        PRACTICE_ID, error="must be 1–63 lowercase letters, digits or '-', "
+                           "starting with a letter or digit"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     timezone = fields.String(required=True)
     webhook_secrets = fields.List(fields.String(), load_default=list)

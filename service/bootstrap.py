@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Mapping
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import Engine
 
@@ -66,7 +66,7 @@ def _real_healthie(section: Mapping):
     return cached_adapter("healthie", section, lambda: build_healthie_api(dict(section)))
 
 
-def _record_writer(services: "Services", ehr: EhrSettings):
+def _record_writer(services: Services, ehr: EhrSettings):
     """Where scores and flags go: FHIR through the EHR gateway, a signed outbound webhook, or
     Healthie's GraphQL API (form answer groups and CareAlerts)."""
     if ehr.type == "healthie":

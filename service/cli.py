@@ -16,7 +16,7 @@ def _settings() -> Settings:
     try:
         return Settings.from_env()
     except ConfigError as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from None
 
 
 def _services():
@@ -76,7 +76,8 @@ def _exit_on_signal(*_args) -> None:
 
 
 @main.command()
-@click.option("--relay/--no-relay", default=True, show_default=True, help="Also run an outbox relay.")
+@click.option("--relay/--no-relay", default=True, show_default=True,
+              help="Also run an outbox relay.")
 @click.option("--consumers", default=None, type=click.IntRange(1, 32),
               help="Consumer threads (default: 4 per CPU, at most 16; see docs/scaling.md).")
 def worker(relay: bool, consumers: int | None) -> None:
@@ -260,7 +261,7 @@ def _read_json(file: str):
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
         return json.loads(text)
     except OSError as error:
-        raise click.ClickException(f"cannot read {file}: {error.strerror}")
+        raise click.ClickException(f"cannot read {file}: {error.strerror}") from None
     except ValueError as error:
         click.echo(f"refused {file}: nothing was changed", err=True)
         click.echo(f"  - not JSON: {error}", err=True)

@@ -8,10 +8,10 @@ handlers, adapters and the command line take as they are.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from marshmallow import ValidationError
 from sqlalchemy import Connection
@@ -61,7 +61,8 @@ class SurveySettings:
         values = {name: block[name] for name in (
             "instrument", "send_delay_minutes", "reminder_after_hours", "expire_after_hours",
             "every_nth_session") if name in block}
-        return cls(**values, quiet_hours=QuietHours(quiet["start"], quiet["end"]) if quiet else None)
+        quiet_hours = QuietHours(quiet["start"], quiet["end"]) if quiet else None
+        return cls(**values, quiet_hours=quiet_hours)
 
 
 @dataclass(frozen=True)

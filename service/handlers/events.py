@@ -5,8 +5,8 @@ schedule its survey."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import structlog
 from sqlalchemy import Connection
@@ -18,7 +18,13 @@ from service.handlers.ports import Ports
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.surveys import schedule_survey
 from service.intake.facts import (
-    UNSTORABLE_IDS, Arrival, Completed, EhrRead, Ignored, NeedsRead, storable_ids,
+    UNSTORABLE_IDS,
+    Arrival,
+    Completed,
+    EhrRead,
+    Ignored,
+    NeedsRead,
+    storable_ids,
 )
 from service.intake.payload import PayloadError
 from service.intake.sessions import classify_resource, contact_from_patient
@@ -145,9 +151,10 @@ def _read_fhir_session(ports: Ports, practice: Practice, read: EhrRead) -> Resol
     except EhrNotFound:
         resource = None  # deleted since, or never there: nothing to survey, nothing to retry
     except EhrTransientError as error:
-        raise RetryLater("EHR unavailable while reading the session", error.retry_after)
+        raise RetryLater("EHR unavailable while reading the session", error.retry_after) from None
     except EhrPermanentError as error:
-        raise PermanentFailure("EHR refused to read the session", {"http_status": error.status})
+        raise PermanentFailure("EHR refused to read the session",
+                               {"http_status": error.status}) from None
     if resource is None:
         return Ignored("the session named by the notification was not found in the EHR")
     signal = classify_resource(resource, read.topic)
@@ -156,7 +163,9 @@ def _read_fhir_session(ports: Ports, practice: Practice, read: EhrRead) -> Resol
     facts = signal.facts()
     if facts is None:
         return Ignored("the session names no patient")
-    return Completed(facts) if storable_ids(facts.session_id, facts.patient_id) else Ignored(UNSTORABLE_IDS)
+    if not storable_ids(facts.session_id, facts.patient_id):
+        return Ignored(UNSTORABLE_IDS)
+    return Completed(facts)
 
 
 def _fetch(gateway, read: EhrRead) -> dict | None:
@@ -166,7 +175,8 @@ def _fetch(gateway, read: EhrRead) -> dict | None:
     if not read.identifier:
         return None
     system, value = read.identifier
-    found = gateway.search(read.resource_type, {"identifier": f"{system}|{value}" if system else value})
+    token = f"{system}|{value}" if system else value
+    found = gateway.search(read.resource_type, {"identifier": token})
     return found[0] if found else None
 
 
@@ -186,7 +196,8 @@ def _read_contact(ports: Ports, practice: Practice, patient_id: str) -> Contact 
     try:
         patient = ports.ehr_for(practice.ehr).read("Patient", patient_id)
     except EhrTransientError as error:
-        raise RetryLater("EHR unavailable while reading the client's contact", error.retry_after)
+        raise RetryLater("EHR unavailable while reading the client's contact",
+                         error.retry_after) from None
     except EhrPermanentError as error:
         log.warning("client contact not readable", http_status=error.status)
         return None

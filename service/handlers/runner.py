@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 import structlog
 from sqlalchemy import Connection
@@ -81,7 +81,8 @@ class JobRunner:
             job = outbox.load(conn, job_id)
         if job is None or job.status not in (outbox.PENDING, outbox.PUBLISHED):
             return "skipped"
-        structlog.contextvars.bind_contextvars(job_id=job.id, job_kind=job.kind, attempt=job.attempts + 1)
+        structlog.contextvars.bind_contextvars(job_id=job.id, job_kind=job.kind,
+                                               attempt=job.attempts + 1)
         started = time.perf_counter()
         outcome = "error"
         try:

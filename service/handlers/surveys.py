@@ -23,7 +23,14 @@ from service.persistence import outbox
 from service.persistence.queries import clients
 from service.persistence.queries import surveys as stored
 from service.persistence.queries.surveys import (
-    ANSWERED, CLOSED, EXPIRED, FAILED, OPEN, SCHEDULED, SENT, SKIPPED,
+    ANSWERED,
+    CLOSED,
+    EXPIRED,
+    FAILED,
+    OPEN,
+    SCHEDULED,
+    SENT,
+    SKIPPED,
 )
 from service.persistence.tables import responses
 from service.practices import Practice

@@ -13,7 +13,10 @@ from collections.abc import Iterable
 import structlog
 
 from integrations.delivery.contact import (
-    email_problem, fitted_locale, locale_problem, phone_from_text,
+    email_problem,
+    fitted_locale,
+    locale_problem,
+    phone_from_text,
 )
 from integrations.delivery.port import Contact
 

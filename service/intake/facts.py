@@ -18,13 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Union
 
 from integrations.delivery.port import Contact
 
 __all__ = [
-    "MAX_ID", "UNSTORABLE_IDS", "Arrival", "Completed", "Contact", "EhrRead", "Ignored", "NeedsRead", "Outcome",
-    "Refused", "SessionFacts", "clip", "storable_ids",
+    "MAX_ID", "UNSTORABLE_IDS", "Arrival", "Completed", "Contact", "EhrRead", "Ignored",
+    "NeedsRead", "Outcome", "Refused", "SessionFacts", "clip", "storable_ids",
 ]
 
 MAX_ID = 200  # the delivery_id, session_id and patient_id columns
@@ -78,7 +77,7 @@ class NeedsRead:
     patient_id: str | None = None
 
 
-Outcome = Union[Completed, Ignored, NeedsRead]
+Outcome = Completed | Ignored | NeedsRead
 
 
 @dataclass(frozen=True)

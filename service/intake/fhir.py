@@ -10,11 +10,21 @@ import hashlib
 from dataclasses import dataclass
 
 from service.intake.facts import (
-    UNSTORABLE_IDS, Arrival, Completed, EhrRead, Ignored, NeedsRead, Outcome, Refused,
+    UNSTORABLE_IDS,
+    Arrival,
+    Completed,
+    EhrRead,
+    Ignored,
+    NeedsRead,
+    Outcome,
+    Refused,
     storable_ids,
 )
 from service.intake.fhir_notifications import (
-    Notification, NotificationError, NotificationEvent, parse_notification,
+    Notification,
+    NotificationError,
+    NotificationEvent,
+    parse_notification,
 )
 from service.intake.sessions import COMPLETED_STATUSES, classify_resource, topic_name
 

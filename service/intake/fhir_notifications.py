@@ -58,7 +58,8 @@ def parse_notification(body: bytes) -> Notification:
     if not isinstance(status, dict) or status.get("resourceType") not in STATUS_RESOURCE_TYPES:
         found = status.get("resourceType") if isinstance(status, dict) else None
         raise NotificationError(
-            f"entry[0] is not a Parameters or SubscriptionStatus resource (found {_describe(found)})"
+            "entry[0] is not a Parameters or SubscriptionStatus resource "
+            f"(found {_describe(found)})"
         )
     included = _included_resources(entries[1:])
     aliases = _full_url_aliases(entries[1:])
@@ -147,7 +148,8 @@ def _resolve(reference: str | None, aliases: Mapping[str, str]) -> str | None:
 def _checked_kind(kind: object) -> str:
     if not isinstance(kind, str) or kind not in NOTIFICATION_KINDS:
         raise NotificationError(
-            f"notification type {_describe(kind)} is not one of {', '.join(sorted(NOTIFICATION_KINDS))}"
+            f"notification type {_describe(kind)} is not one of "
+            f"{', '.join(sorted(NOTIFICATION_KINDS))}"
         )
     return kind
 
@@ -213,7 +215,8 @@ def _event_from_parts(
     focus_part = _first_named(parts, "focus") or {}
     focus = _resolve(_parameter_value(focus_part), aliases)
     context = [
-        _resolve(_parameter_value(p), aliases) for p in parts if p.get("name") == "additional-context"
+        _resolve(_parameter_value(p), aliases)
+        for p in parts if p.get("name") == "additional-context"
     ]
     return NotificationEvent(
         event_number=_parameter_value(_first_named(parts, "event-number")),
@@ -256,7 +259,8 @@ def _event_from_status(
 ) -> NotificationEvent:
     focus_value = event.get("focus")
     focus = _resolve(_reference_text(focus_value), aliases)
-    context = [_resolve(_reference_text(c), aliases) for c in _dicts(event.get("additionalContext"))]
+    context = [_resolve(_reference_text(c), aliases)
+               for c in _dicts(event.get("additionalContext"))]
     event_id = _as_text(event.get("id"))
     return NotificationEvent(
         event_number=_as_text(event.get("eventNumber")),

@@ -21,7 +21,12 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre
 
 from integrations.delivery.port import Contact
 from service.intake.facts import (
-    Completed, EhrRead, Ignored, NeedsRead, Outcome, SessionFacts,
+    Completed,
+    EhrRead,
+    Ignored,
+    NeedsRead,
+    Outcome,
+    SessionFacts,
 )
 
 VERSION = 2
@@ -103,7 +108,8 @@ def load_outcome(payload: dict, reason: str | None = None,
     try:
         data = _SCHEMA.load(payload)
     except ValidationError as error:
-        raise PayloadError(f"unreadable stored event: {', '.join(_fields(error.messages))}")
+        fields_named = ", ".join(_fields(error.messages))
+        raise PayloadError(f"unreadable stored event: {fields_named}") from None
     if data["outcome"] == "completed" and "session" in data:
         return Completed(data["session"])
     if data["outcome"] == "needs-read" and "read" in data:

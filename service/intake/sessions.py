@@ -75,11 +75,13 @@ def classify_resource(
 
 def needs_fetch(event: NotificationEvent) -> bool:
     """True for an id-only event: the focus must be read from the EHR before classifying."""
-    return event.resource is None and (event.focus is not None or event.focus_identifier is not None)
+    named = event.focus is not None or event.focus_identifier is not None
+    return event.resource is None and named
 
 
 def topic_name(topic: str | None) -> str | None:
-    """The topic's last segment: ".../SubscriptionTopic/Encounter.signoff" -> "Encounter.signoff"."""
+    """The topic's last segment: ".../SubscriptionTopic/Encounter.signoff" ->
+    "Encounter.signoff"."""
     if not topic:
         return None
     return topic.split("|", 1)[0].rstrip("/").rsplit("/", 1)[-1] or None
@@ -88,7 +90,8 @@ def topic_name(topic: str | None) -> str | None:
 def patient_reference(resource: dict) -> str | None:
     """The "Patient/id" an Encounter (subject) or Appointment (participant actor) is about."""
     candidates = [resource.get("subject")]
-    candidates += [p.get("actor") for p in _list(resource.get("participant")) if isinstance(p, dict)]
+    participants = [p for p in _list(resource.get("participant")) if isinstance(p, dict)]
+    candidates += [p.get("actor") for p in participants]
     return _first_of_type(candidates, "Patient")
 
 
@@ -97,7 +100,7 @@ def contact_from_patient(patient: dict) -> Contact | None:
     (`service/intake/contact.py`); None without a usable phone or e-mail address."""
     telecom = [t for t in _list(patient.get("telecom")) if _usable_telecom(t)]
     phones = [t for t in telecom if t.get("system") in ("phone", "sms")]
-    phones.sort(key=lambda t: (not (t.get("use") == "mobile" or t.get("system") == "sms"), _rank(t)))
+    phones.sort(key=lambda t: (t.get("use") != "mobile" and t.get("system") != "sms", _rank(t)))
     emails = sorted((t for t in telecom if t.get("system") == "email"), key=_rank)
     return checked_contact([t["value"] for t in phones], [t["value"] for t in emails],
                            _preferred_language(patient))
@@ -107,7 +110,8 @@ def _decide(resource_type: str | None, status: str | None, topic: str | None) ->
     if _is_vendor_topic(topic) and topic not in SESSION_TOPICS:
         return False, f"topic {topic} is not a session event"
     if resource_type not in COMPLETED_STATUSES:
-        return False, f"{resource_type or 'a resource without resourceType'} is not a session resource"
+        named = resource_type or "a resource without resourceType"
+        return False, f"{named} is not a session resource"
     described = f"{resource_type} status {status}" if status else f"{resource_type} has no status"
     if status in DID_NOT_HAPPEN:
         return False, f"{described}: not a completed session"
@@ -129,7 +133,8 @@ def _dedupe_keys(resource: dict, included: Mapping[str, dict]) -> tuple[str, ...
     resource_id = _text(resource.get("id"))
     own = f"{resource['resourceType']}/{resource_id}" if resource_id else None
     if resource["resourceType"] == "Encounter":
-        appointments = [relative_reference(_reference(r)) for r in _list(resource.get("appointment"))]
+        appointments = [relative_reference(_reference(r))
+                        for r in _list(resource.get("appointment"))]
         keys = [own, *appointments]
     else:
         encounters = [key for key, other in included.items() if _encounter_of(other, own)]
@@ -152,7 +157,8 @@ def _session_id(keys: tuple[str, ...]) -> str | None:
 
 def _practitioner_reference(resource: dict) -> str | None:
     participants = [p for p in _list(resource.get("participant")) if isinstance(p, dict)]
-    return _first_of_type([p.get("individual") or p.get("actor") for p in participants], "Practitioner")
+    references = [p.get("individual") or p.get("actor") for p in participants]
+    return _first_of_type(references, "Practitioner")
 
 
 def _ended_at(resource: dict) -> datetime | None:

@@ -25,7 +25,8 @@ def verify_standard_webhook(
     secrets: Sequence[str], headers: Mapping[str, str], body: bytes, now: datetime,
     tolerance: timedelta = TOLERANCE,
 ) -> int:
-    """Check headers and body; return the index of the secret that signed, or raise SignatureRefused."""
+    """Check headers and body; return the index of the secret that signed, or raise
+    SignatureRefused."""
     values = {name: (headers.get(name) or "").strip() for name in SIGNATURE_HEADERS}
     missing = [name for name, value in values.items() if not value]
     if missing:
@@ -66,10 +67,12 @@ def _v1_signatures(header: str) -> list[bytes]:
         except (binascii.Error, ValueError):
             continue
     if not found:
-        raise SignatureRefused("the webhook-signature header has no entry of the form 'v1,<base64>'")
+        raise SignatureRefused(
+            "the webhook-signature header has no entry of the form 'v1,<base64>'")
     return found
 
 
 def _key(secret: str) -> bytes:
-    """The HMAC key: the base64 after 'whsec_' (the prefix is optional, as in the reference libraries)."""
+    """The HMAC key: the base64 after 'whsec_' (the prefix is optional, as in the reference
+    libraries)."""
     return base64.b64decode(secret.removeprefix("whsec_"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, or_, select, update
+
 from service.persistence.sql import insert_if_absent
 from service.persistence.tables import outbox
 
@@ -55,7 +56,8 @@ def enqueue(
     return job_id if insert_if_absent(conn, outbox, values) else None
 
 
-def claim_due(conn: Connection, *, now: datetime, redeliver_after: float, limit: int = 100) -> list[Job]:
+def claim_due(conn: Connection, *, now: datetime, redeliver_after: float,
+              limit: int = 100) -> list[Job]:
     """Mark due jobs published and return them (SKIP LOCKED lets several relays run at once)."""
     stale = now - timedelta(seconds=redeliver_after)
     due = or_(

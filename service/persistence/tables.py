@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from service.persistence.types import UtcDateTime
-
 from sqlalchemy import (
-    JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+    JSON,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
     UniqueConstraint,
 )
+
+from service.persistence.types import UtcDateTime
 
 metadata = MetaData(
     naming_convention={

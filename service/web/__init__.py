@@ -56,7 +56,9 @@ def _install_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException):
         if request.path.startswith(("/api/", "/webhooks/")):
             slug = (error.name or "error").lower().replace(" ", "-")
-            return Problem(error.code or 500, error.name, error.description or error.name, slug=slug).response()
+            problem = Problem(error.code or 500, error.name, error.description or error.name,
+                              slug=slug)
+            return problem.response()
         return error
 
     @app.errorhandler(Exception)
@@ -67,7 +69,8 @@ def _install_error_handlers(app: Flask) -> None:
             from service.web.surveys import message_page, page_language
 
             return message_page(500, page_language(None))
-        return Problem(500, "Internal error", "something went wrong on our side; nothing was stored").response()
+        return Problem(500, "Internal error",
+                       "something went wrong on our side; nothing was stored").response()
 
 
 def _route() -> str:

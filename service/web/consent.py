@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 import structlog
 from flask import Blueprint, Response, request
@@ -18,8 +18,15 @@ from service import practices
 from service.handlers.consent import opt_in, opt_out, patients_with_phone
 from service.web.problems import Problem
 from service.web.surveys import (
-    CSRF_FIELD, csrf_for, csrf_valid, link_client, message_page, page_language, post_allowed,
-    render_page, services,
+    CSRF_FIELD,
+    csrf_for,
+    csrf_valid,
+    link_client,
+    message_page,
+    page_language,
+    post_allowed,
+    render_page,
+    services,
 )
 
 log = structlog.get_logger(__name__)

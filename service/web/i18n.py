@@ -8,9 +8,9 @@ instrument id and linkId. Spanish uses "usted", the register of the e-mail and S
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
 
 from service.domain.instruments import Instrument, Item
 from service.domain.scoring import MAX_ANSWER_TEXT_CHARS, plain_number

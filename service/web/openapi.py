@@ -12,7 +12,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas.alerts import Alert, AlertsPage
 from schemas.events import (
-    EventAccepted, EventOutcome, NativeEvent, NotificationAnswer, Problem, SessionCompletedEvent,
+    EventAccepted,
+    EventOutcome,
+    NativeEvent,
+    NotificationAnswer,
+    Problem,
+    SessionCompletedEvent,
 )
 from schemas.healthie import HealthieWebhook
 from schemas.ops import Health, Readiness
@@ -60,7 +65,8 @@ def _native_events(spec: APISpec) -> None:
                       {"$ref": "#/components/schemas/NativeEvent"}]}
     spec.path("/webhooks/{practice_id}/events", parameters=[PRACTICE], operations={"post": {
         "summary": "A signed native event (Standard Webhooks)",
-        "description": "Stored durably before the answer; a survey follows for a completed session.",
+        "description": "Stored durably before the answer; "
+                       "a survey follows for a completed session.",
         "parameters": SIGNATURE_HEADERS,
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {
@@ -146,15 +152,18 @@ def _healthie(spec: APISpec) -> None:
 
 
 def _sms_inbound(spec: APISpec) -> None:
-    form = {"type": "object", "properties": {"From": {"type": "string"}, "Body": {"type": "string"}},
+    form = {"type": "object",
+            "properties": {"From": {"type": "string"}, "Body": {"type": "string"}},
             "additionalProperties": {"type": "string"}}
     spec.path("/webhooks/{practice_id}/sms/inbound", parameters=[PRACTICE], operations={"post": {
         "summary": "Inbound SMS from the provider (Twilio): STOP opts out, START opts back in",
         "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True,
                         "schema": {"type": "string"}}],
-        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
+        "requestBody": {"required": True,
+                        "content": {"application/x-www-form-urlencoded": {"schema": form}}},
         "responses": {
-            "200": {"description": "empty TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}},
+            "200": {"description": "empty TwiML",
+                    "content": {"text/xml": {"schema": {"type": "string"}}}},
             **_problems(("401", "bad X-Twilio-Signature"), ("404", "unknown practice"),
                         ("405", "only POST"))}}})
 
@@ -167,9 +176,11 @@ def _surveys(spec: APISpec) -> None:
         "responses": {"200": _json("SurveyView", "the items to ask"), **_problems(*unavailable)}}})
     spec.path("/api/v1/surveys/{token}/response", parameters=[TOKEN], operations={"post": {
         "summary": "Answer the survey",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": "AnswersRequest"}}},
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": "AnswersRequest"}}},
         "responses": {"201": _json("ResponseAccepted", "stored and scored"),
-                      **_problems(*unavailable, ("422", "invalid answers, each item named in `errors`"))}}})
+                      **_problems(*unavailable,
+                                  ("422", "invalid answers, each item named in `errors`"))}}})
 
 
 def _alerts(spec: APISpec) -> None:
@@ -226,10 +237,12 @@ def openapi_document() -> dict:
         spec.components.schema(name, schema=schema)
     spec.components.security_scheme("channelToken", {
         "type": "http", "scheme": "bearer",
-        "description": "the practice's fhir_notifications.channel_token (the Subscription's channel header)"})
+        "description": "the practice's fhir_notifications.channel_token "
+                       "(the Subscription's channel header)"})
     spec.components.security_scheme("hubSignature", {
         "type": "apiKey", "in": "header", "name": "X-Hub-Signature",
-        "description": "'sha256=' hex HMAC-SHA256 of the raw body keyed with fhir_notifications.hub_secret"})
+        "description": "'sha256=' hex HMAC-SHA256 of the raw body "
+                       "keyed with fhir_notifications.hub_secret"})
     spec.components.security_scheme("hl7v2ChannelToken", {
         "type": "http", "scheme": "bearer", "description": "the practice's hl7v2.channel_token"})
     spec.components.security_scheme("practiceApiKey", {

@@ -150,7 +150,8 @@ def submit_json(token: str):
         body = AnswersRequest().load(_json_or_empty())
     except ValidationError as error:
         errors = error_map(error)
-        raise Problem(422, "Invalid answers", "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
+        detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
+        raise Problem(422, "Invalid answers", detail, errors) from None
     try:
         answers = validate_answers(survey.instrument, body["answers"])
     except InvalidAnswers as error:
@@ -217,7 +218,8 @@ def submit_page(token: str):
 
 
 def form_answers(instrument: Instrument, form: dict) -> dict:
-    """Form strings → typed answers; what cannot be converted is passed on for the domain to name."""
+    """Form strings → typed answers; what cannot be converted is passed on for the domain to
+    name."""
     answers: dict = {}
     for item in instrument.items:
         raw = (form.get(item.link_id) or "").strip()
