@@ -69,7 +69,8 @@ class Ehr(StrictSchema):
         if data.get("type") == "fhir-r4" and not data.get("base_url"):
             raise ValidationError({"base_url": ["required for type fhir-r4"]})
         if data.get("poll") and data.get("type") != "fhir-r4":
-            raise ValidationError({"poll": ["polling needs type fhir-r4 (a FHIR server to search)"]})
+            raise ValidationError(
+                {"poll": ["polling needs type fhir-r4 (a FHIR server to search)"]})
         if data.get("type") == "webhook":
             problems = {}
             if not data.get("url"):

@@ -143,7 +143,8 @@ def practice_apply(file: str) -> None:
 
     with services.engine.begin() as conn:
         practices.save(conn, services.box, document, now=services.clock())
-        start_polling(conn, document["id"], document["ehr"].get("poll"), services.clock())
+        poll = practices.Practice.from_document(document).ehr.poll
+        start_polling(conn, document["id"], poll, services.clock())
     click.echo(document["id"])
 
 

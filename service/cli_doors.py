@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 import click
 
@@ -44,7 +44,7 @@ def _mllp_command(services_factory: Callable) -> click.Command:
         max_clients: int,
     ) -> None:
         """Receive HL7 v2 over MLLP: every message is stored before its ACK AA is sent."""
-        from service.intake.hl7v2_door import mllp_callbacks
+        from service.handlers.hl7v2 import mllp_callbacks
         from service.intake.mllp import MllpServer, start
 
         services = services_factory()
@@ -89,14 +89,14 @@ def _poll_command(services_factory: Callable) -> click.Command:
             found = practices.load(conn, services.box, practice_id)
         if found is None:
             raise click.ClickException(f"no practice with id {practice_id!r}")
-        if not found.ehr.get("poll"):
+        if not found.ehr.poll:
             raise click.ClickException(f"practice {practice_id!r} has no ehr.poll setting")
         start = since.replace(tzinfo=timezone.utc) if since else None
         while True:  # a long backlog: each round resumes after the newest visit it saw
             try:
                 result = poll_once(services, found, since=start)
             except EhrError as error:
-                raise click.ClickException(f"the EHR search failed: {error}")
+                raise click.ClickException(f"the EHR search failed: {error}") from None
             counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.outcomes.items()))
             click.echo(
                 f"{result.resource} updated since {result.since:%Y-%m-%dT%H:%M:%SZ}: "

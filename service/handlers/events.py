@@ -18,13 +18,11 @@ from service.handlers.ports import Ports
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.surveys import schedule_survey
 from service.intake.facts import (
-    UNSTORABLE_IDS,
     Arrival,
     Completed,
     EhrRead,
     Ignored,
     NeedsRead,
-    storable_ids,
 )
 from service.intake.payload import PayloadError
 from service.intake.sessions import classify_resource, contact_from_patient
@@ -157,15 +155,7 @@ def _read_fhir_session(ports: Ports, practice: Practice, read: EhrRead) -> Resol
                                {"http_status": error.status}) from None
     if resource is None:
         return Ignored("the session named by the notification was not found in the EHR")
-    signal = classify_resource(resource, read.topic)
-    if not signal.completed:
-        return Ignored(signal.reason)
-    facts = signal.facts()
-    if facts is None:
-        return Ignored("the session names no patient")
-    if not storable_ids(facts.session_id, facts.patient_id):
-        return Ignored(UNSTORABLE_IDS)
-    return Completed(facts)
+    return classify_resource(resource, read.topic).outcome()
 
 
 def _fetch(gateway, read: EhrRead) -> dict | None:

@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import Connection
 
+from integrations.ehr.errors import EhrAuthError, EhrPermanentError, EhrTransientError
+from integrations.settings import EhrPollSettings
 from service import practices
-from service.bootstrap import Services
 from service.handlers.events import record_arrival
+from service.handlers.ports import Ports
 from service.handlers.runner import JobContext, PermanentFailure, backoff_seconds
 from service.intake.polling import arrival_from_resource, last_updated, search_params
 from service.persistence import outbox
@@ -51,12 +53,13 @@ class PollResult:
         return sum(self.outcomes.values())
 
 
-def start_polling(conn: Connection, practice_id: str, poll: dict | None, now: datetime) -> None:
+def start_polling(conn: Connection, practice_id: str, poll: EhrPollSettings | None,
+                  now: datetime) -> None:
     """On `practice apply`: start the cursor now (history is `practice poll --since`'s job)
     and queue a first run; a chain already queued merges with it at its next slot."""
     if not poll:
         return
-    poll_cursors.start_at(conn, practice_id, poll["resource"], now)
+    poll_cursors.start_at(conn, practice_id, poll.resource, now)
     outbox.enqueue(
         conn,
         JOB_KIND,
@@ -68,7 +71,7 @@ def start_polling(conn: Connection, practice_id: str, poll: dict | None, now: da
 
 
 def poll_once(
-    services: Services, practice: Practice, since: datetime | None = None, resume: bool = False
+    services: Ports, practice: Practice, since: datetime | None = None, resume: bool = False
 ) -> PollResult:
     """Search once and record every result; raises the gateway's errors (the caller decides).
 
@@ -76,8 +79,8 @@ def poll_once(
     `resume` continues a backlog cut short by the page bound: from the cursor itself (`ge`, no
     overlap), or a backlog longer than the overlap window would be read from its start again.
     """
-    settings = practice.ehr["poll"]
-    resource, now = settings["resource"], services.clock()
+    settings = practice.ehr.poll
+    resource, now = settings.resource, services.clock()
     with services.engine.begin() as conn:
         cursor = poll_cursors.get(conn, practice.id, resource)
     start = since or (cursor.cursor if cursor and cursor.cursor else now)
@@ -85,7 +88,7 @@ def poll_once(
     if since or resume:
         params = search_params(resource, start, 0, "ge" if resume and not since else "gt")
     else:
-        params = search_params(resource, start, settings["overlap_minutes"])
+        params = search_params(resource, start, settings.overlap_minutes)
     pages = services.ehr_for(practice.ehr).search_pages(resource, params)
     for number, page in enumerate(pages, start=1):
         _record_page(services, practice, page, result)
@@ -109,12 +112,10 @@ def poll_once(
 
 def poll_ehr(ctx: JobContext) -> None:
     """Job `ehr.poll`: poll one practice, then schedule its next run."""
-    from integrations.ehr.errors import EhrAuthError, EhrPermanentError, EhrTransientError
-
     services = ctx.services
     with services.engine.begin() as conn:
         practice = practices.load(conn, services.box, ctx.job.payload["practice_id"])
-    poll = practice.ehr.get("poll") if practice else None
+    poll = practice.ehr.poll if practice else None
     if not poll:
         return  # polling switched off (or the practice is gone): the chain ends here
     resume = bool(ctx.job.payload.get("resume"))
@@ -127,8 +128,8 @@ def poll_ehr(ctx: JobContext) -> None:
     except (EhrAuthError, EhrPermanentError) as error:
         raise PermanentFailure(
             "the EHR refused the poll's search",
-            {"http_status": error.status, "resource_type": poll["resource"]},
-        )
+            {"http_status": error.status, "resource_type": poll.resource},
+        ) from None
     with services.engine.begin() as conn:
         payload = {"practice_id": practice.id, "resume": resume}
         ctx.enqueue(
@@ -142,7 +143,7 @@ def poll_ehr(ctx: JobContext) -> None:
 
 
 def _record_page(
-    services: Services, practice: Practice, page: list[dict], result: PollResult
+    services: Ports, practice: Practice, page: list[dict], result: PollResult
 ) -> None:
     for resource in page:
         try:
@@ -158,22 +159,22 @@ def _record_page(
 
 
 def _next_run(
-    now: datetime, practice_id: str, poll: dict, more: bool, job_id: str
+    now: datetime, practice_id: str, poll: EhrPollSettings, more: bool, job_id: str
 ) -> tuple[float, str]:
     """(seconds until the next run, its dedupe key): the next slot of the grid, or at once."""
     if more:
         return 0.0, f"poll:{practice_id}:more:{job_id}"
-    every = poll["every_minutes"] * 60
+    every = poll.every_minutes * 60
     slot = int(now.timestamp() // every) + 1
     return slot * every - now.timestamp(), f"poll:{practice_id}:{every}:{slot}"
 
 
 def _back_off(
-    services: Services, practice: Practice, poll: dict, error, job_id: str
+    services: Ports, practice: Practice, poll: EhrPollSettings, error, job_id: str
 ) -> tuple[float, str]:
     with services.engine.begin() as conn:
         failures = poll_cursors.failed(
-            conn, practice.id, poll["resource"], str(error), services.clock()
+            conn, practice.id, poll.resource, str(error), services.clock()
         )
     delay = error.retry_after if error.retry_after is not None else backoff_seconds(failures - 1)
     log.warning(

@@ -19,6 +19,7 @@ from integrations.settings import ChannelSettings, EhrSettings
 from service.config import Settings
 from service.crypto import LinkSigner, SecretBox
 from service.domain.instruments import Instrument
+from service.practices import Practice
 
 Clock = Callable[[], datetime]
 
@@ -31,6 +32,10 @@ class Ports(Protocol):
     signer: LinkSigner  # survey links
     ehr_for: Callable[[EhrSettings], EhrGateway]  # reads sessions and patients
     channel_for: Callable[[str, ChannelSettings], Channel]
+
+    def practice(self, practice_id: str) -> Practice | None:
+        """A practice as the doors look it up on every request (cached for a few seconds)."""
+        ...
 
     def instruments(self) -> Mapping[str, Instrument]:
         """The instrument catalogue."""

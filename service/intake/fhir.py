@@ -10,9 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from service.intake.facts import (
-    UNSTORABLE_IDS,
     Arrival,
-    Completed,
     EhrRead,
     Ignored,
     NeedsRead,
@@ -64,14 +62,7 @@ def _outcome(notification: Notification, event: NotificationEvent) -> Outcome:
     if event.resource is None:
         return _id_only(notification, event)
     signal = classify_resource(event.resource, notification.topic, notification.included)
-    if not storable_ids(signal.session_id, signal.patient_id):
-        return Ignored(UNSTORABLE_IDS)
-    if not signal.completed:
-        return Ignored(signal.reason, signal.session_id, signal.patient_id)
-    facts = signal.facts()
-    if facts is None:
-        return Ignored("the session names no patient", signal.session_id, signal.patient_id)
-    return Completed(facts)
+    return signal.outcome()
 
 
 def _id_only(notification: Notification, event: NotificationEvent) -> Outcome:

@@ -19,9 +19,10 @@ from datetime import datetime, timezone
 import hl7
 from marshmallow import ValidationError
 
+from integrations.delivery.port import Contact
 from schemas.base import error_map
-from schemas.events import Contact
-from service.handlers.events import MAX_ID, Arrival, storable_ids
+from schemas.events import Contact as ContactSchema
+from service.intake.facts import MAX_ID, Arrival, Completed, Ignored, SessionFacts, storable_ids
 
 SOURCE = "hl7v2"
 MAX_MESSAGE = 256 * 1024
@@ -30,7 +31,7 @@ DID_NOT_HAPPEN = {
     "S15": "the appointment was cancelled (SIU^S15)",
     "S26": "the client did not show up (SIU^S26)",
 }
-CONTACT = Contact()
+CONTACT = ContactSchema()
 _PHONE_PUNCTUATION = re.compile(r"[\s().\-/]")
 DEFAULT_ENCODING = "^~\\&"
 # HL7 table 0357 (message error condition codes) used in ERR-3.
@@ -117,16 +118,8 @@ def arrival_from(message: hl7.Message) -> Arrival:
     if not completed:
         # Recorded for the event log; ids that cannot be stored are left out, not refused.
         keep = storable_ids(patient_id, session_id)
-        return Arrival(
-            SOURCE,
-            head.control_id,
-            head.message_type,
-            {},
-            False,
-            reason,
-            session_id=session_id if keep else None,
-            patient_id=patient_id if keep else None,
-        )
+        outcome = Ignored(reason, session_id if keep else None, patient_id if keep else None)
+        return Arrival(SOURCE, head.control_id, head.message_type, outcome)
     _require_ids(patient_id, session_id)
     if not storable_ids(patient_id, session_id):
         raise Hl7Refusal(
@@ -134,23 +127,14 @@ def arrival_from(message: hl7.Message) -> Arrival:
             f"PID-3 or the visit id is longer than {MAX_ID} characters or holds control characters",
             "102",
         )
-    session = {
-        "session_id": session_id,
-        "patient_id": patient_id,
-        "practitioner_id": None,
-        "ended_at": _ended_at(message),
-        "contact": contact_from_pid13(message),
-    }
-    return Arrival(
-        SOURCE,
-        head.control_id,
-        head.message_type,
-        {"session": session},
-        True,
+    facts = SessionFacts(
         session_id=session_id,
         patient_id=patient_id,
+        ended_at=_ended_at(message),
+        contact=contact_from_pid13(message),
         dedupe_keys=session_keys(session_id, visit, appointment),
     )
+    return Arrival(SOURCE, head.control_id, head.message_type, Completed(facts))
 
 
 def session_keys(session_id: str, visit: str, appointment: str) -> tuple[str, ...]:
@@ -164,7 +148,7 @@ def session_keys(session_id: str, visit: str, appointment: str) -> tuple[str, ..
     return tuple(keys)
 
 
-def contact_from_pid13(message: hl7.Message) -> dict | None:
+def contact_from_pid13(message: hl7.Message) -> Contact | None:
     """Phone and e-mail from PID-13, validated as on the native route (E.164, an address).
 
     A national number without a country code is not guessed at: it is left out, and the worker
@@ -189,7 +173,7 @@ def contact_from_pid13(message: hl7.Message) -> dict | None:
         raise Hl7Refusal(
             "AE", f"PID-13 (phone/e-mail) is not valid: {problems}", "102", "PID^1^13"
         ) from None
-    return {key: value for key, value in loaded.items() if value}
+    return Contact(phone=loaded["phone"], email=loaded["email"])
 
 
 def ack(
@@ -270,14 +254,14 @@ def _appointment_id(message: hl7.Message) -> str:
     return _field(message, "SCH", 2, 1) or _field(message, "SCH", 1, 1)
 
 
-def _ended_at(message: hl7.Message) -> str | None:
+def _ended_at(message: hl7.Message) -> datetime | None:
     """PV1-45 (discharge date/time) when it carries a UTC offset; a local time is not guessed."""
     value = _field(message, "PV1", 45, 1)
     try:
         when = hl7.parse_datetime(value) if value else None
     except ValueError:
         return None
-    return when.isoformat() if when is not None and when.tzinfo is not None else None
+    return when if when is not None and when.tzinfo is not None else None
 
 
 def _telecom(repetition) -> tuple[str | None, tuple[str, bool] | None]:

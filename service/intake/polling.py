@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from service.handlers.events import MAX_ID, Arrival, storable_ids
+from service.intake.facts import Arrival, storable_ids
 from service.intake.sessions import COMPLETED_STATUSES, classify_resource
 
 SOURCE = "poll"
@@ -39,34 +39,8 @@ def arrival_from_resource(resource: dict) -> Arrival:
     event_type = f"{kind}.{resource.get('status')}"[:100]
     if not isinstance(resource_id, str) or not storable_ids(delivery_id):
         raise ValueError(f"a search result without a usable id ({kind})")
-    if not storable_ids(signal.session_id, signal.patient_id):
-        return Arrival(
-            SOURCE,
-            delivery_id,
-            event_type,
-            {},
-            False,
-            f"the session or patient id is longer than {MAX_ID} characters or "
-            "holds control characters",
-        )
-    session = {
-        "session_id": signal.session_id,
-        "patient_id": signal.patient_id,
-        "practitioner_id": signal.practitioner_id,
-        "ended_at": signal.ended_at,
-        "contact": None,
-    }
-    return Arrival(
-        SOURCE,
-        delivery_id,
-        event_type,
-        {"session": session},
-        signal.completed,
-        None if signal.completed else signal.reason,
-        signal.session_id,
-        signal.patient_id,
-        tuple(signal.dedupe_keys),
-    )
+    # A search result carries no Patient: the worker reads the contact from the EHR.
+    return Arrival(SOURCE, delivery_id, event_type, signal.outcome())
 
 
 def last_updated(resource: dict) -> datetime | None:

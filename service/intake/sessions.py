@@ -22,7 +22,14 @@ from datetime import datetime
 
 from integrations.delivery.port import Contact
 from service.intake.contact import checked_contact
-from service.intake.facts import SessionFacts
+from service.intake.facts import (
+    UNSTORABLE_IDS,
+    Completed,
+    Ignored,
+    Outcome,
+    SessionFacts,
+    storable_ids,
+)
 from service.intake.fhir_notifications import NotificationEvent, relative_reference
 
 SESSION_TOPICS = frozenset({"Appointment.check-out", "Encounter.signoff"})
@@ -47,6 +54,18 @@ class SessionSignal:
             return None
         return SessionFacts(self.session_id, self.patient_id, self.practitioner_id,
                             self.ended_at, self.contact, self.dedupe_keys)
+
+    def outcome(self) -> Outcome:
+        """Completed with the facts, or Ignored with the reason (not a completed session, ids
+        that cannot be stored, no patient named)."""
+        if not storable_ids(self.session_id, self.patient_id):
+            return Ignored(UNSTORABLE_IDS)
+        if not self.completed:
+            return Ignored(self.reason, self.session_id, self.patient_id)
+        facts = self.facts()
+        if facts is None:
+            return Ignored("the session names no patient", self.session_id, self.patient_id)
+        return Completed(facts)
 
 
 def classify_resource(

@@ -1,13 +1,13 @@
 """`POST /webhooks/{practice_id}/hl7v2`: one HL7 v2 message (ER7) over HTTP, answered with its
-ACK (HL7 over HTTP). The door itself is `service/intake/hl7v2_door.py`."""
+ACK (HL7 over HTTP). The door itself is `service/handlers/hl7v2.py`."""
 
 from __future__ import annotations
 
 import structlog
 from flask import Blueprint, Response, current_app, request
 
+from service.handlers.hl7v2 import UNAVAILABLE, receive_http
 from service.intake.hl7v2 import MAX_MESSAGE, Hl7Refusal, ack
-from service.intake.hl7v2_door import UNAVAILABLE, receive_http
 
 ER7 = "x-application/hl7-v2+er7"
 MEDIA_TYPES = (ER7, "application/hl7-v2", "text/plain")

@@ -206,7 +206,7 @@ def test_a_database_failure_is_never_acknowledged_aa(client, services, monkeypat
     def broken(*_args, **_kwargs):
         raise OperationalError("INSERT", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr("service.intake.hl7v2_door.record_arrival", broken)
+    monkeypatch.setattr("service.handlers.hl7v2.record_arrival", broken)
     answered = post(client, sample("own-adt-a03-visit.hl7"))
     assert answered.status_code == 503
     code, control_id, text = msa(answered)

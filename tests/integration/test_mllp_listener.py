@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service import practices
-from service.intake.hl7v2_door import mllp_callbacks
+from service.handlers.hl7v2 import mllp_callbacks
 from service.intake.mllp import END, START, MllpServer, frame, start
 from service.persistence.tables import surveys, webhook_events
 from service.web import create_app

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from werkzeug import Request, Response
 
+from integrations.settings import EhrPollSettings
 from service import practices
 from service.bootstrap import bootstrap
 from service.handlers import polling
@@ -149,7 +150,8 @@ def save_practice(services, fhir, resource="Encounter", auth=None, **poll):
     document = practices.validate_document(practice_document(ehr=ehr))
     with services.engine.begin() as conn:
         practices.save(conn, services.box, document, now=services.clock())
-        start_polling(conn, document["id"], ehr["poll"], services.clock())
+        start_polling(conn, document["id"], EhrPollSettings.from_document(ehr["poll"]),
+                      services.clock())
     with services.engine.begin() as conn:
         return practices.load(conn, services.box, document["id"])
 
@@ -358,7 +360,8 @@ def test_a_long_backlog_is_read_by_the_next_run_at_once(
 
 def test_polling_switched_off_ends_the_schedule(services, fhir, run_due):
     practice = save_practice(services, fhir)
-    document = {**practice.document, "ehr": {k: v for k, v in practice.ehr.items() if k != "poll"}}
+    ehr = {k: v for k, v in practice.ehr.document.items() if k != "poll"}
+    document = {**practice.document, "ehr": ehr}
     with services.engine.begin() as conn:
         practices.save(conn, services.box, document, now=services.clock())
     run_due()

@@ -3,9 +3,13 @@ tests/fixtures/hl7v2/ (provenance in tests/fixtures/README.md) and on hostile va
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import hl7
 import pytest
 
+from integrations.delivery.port import Contact
+from service.intake.facts import Completed, Ignored
 from service.intake.hl7v2 import Hl7Refusal, ack, arrival_from, header, parse
 from support import PAYLOADS
 
@@ -42,24 +46,21 @@ def test_adt_a03_with_a_visit_number_is_a_completion_with_its_contact():
         "000002",
         "ADT^A03",
     )
-    assert arrival.completed is True
+    assert isinstance(arrival.outcome, Completed)
     assert (arrival.patient_id, arrival.session_id) == ("191919", "V1001")
-    assert arrival.dedupe_keys == ("session:V1001", "Encounter/V1001")
-    session = arrival.payload["session"]
+    facts = arrival.outcome.facts
+    assert facts.dedupe_keys == ("session:V1001", "Encounter/V1001")
     # "(123)555-0100" has no country code and is not guessed; the XTN components are E.164.
-    assert session["contact"] == {"phone": "+15551234567"}
-    assert session["ended_at"] == "1996-01-12T10:05:00-05:00"
+    assert facts.contact == Contact(phone="+15551234567")
+    assert facts.ended_at == datetime.fromisoformat("1996-01-12T10:05:00-05:00")
 
 
 def test_siu_s14_complete_names_the_appointment_and_reads_phone_and_email():
     arrival = arrival_from(message("own-siu-s14-complete.hl7"))
-    assert arrival.completed is True
+    assert isinstance(arrival.outcome, Completed)
     assert (arrival.patient_id, arrival.session_id) == ("42", "2196178")  # SCH-2, the filler's id
-    assert arrival.dedupe_keys == ("session:2196178", "Appointment/2196178")
-    assert arrival.payload["session"]["contact"] == {
-        "phone": "+15551234567",
-        "email": "client@example.org",
-    }
+    assert arrival.outcome.facts.dedupe_keys == ("session:2196178", "Appointment/2196178")
+    assert arrival.outcome.facts.contact == Contact("+15551234567", "client@example.org")
 
 
 @pytest.mark.parametrize(
@@ -75,8 +76,8 @@ def test_siu_s14_complete_names_the_appointment_and_reads_phone_and_email():
 )
 def test_other_messages_are_recorded_without_a_survey(name, needle):
     arrival = arrival_from(message(name))
-    assert arrival.completed is False and needle in arrival.reason
-    assert arrival.dedupe_keys == ()  # a no-show does not use the session up
+    # Ignored: no dedupe keys, so a no-show does not use the session up.
+    assert isinstance(arrival.outcome, Ignored) and needle in arrival.outcome.reason
 
 
 def test_siu_s26_keeps_the_ids_for_the_event_log():
@@ -97,7 +98,7 @@ def test_a_completion_without_a_patient_is_refused():
 
 def test_filler_status_complete_is_read_case_insensitively():
     raw = variant("mieweb-siu-s12.hl7", "SCH", 25, "COMPLETE")
-    assert arrival_from(parse(raw)).completed is True
+    assert isinstance(arrival_from(parse(raw)).outcome, Completed)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +115,7 @@ def test_a_contact_that_claims_a_form_it_does_not_have_is_refused(telecom, needl
 
 def test_an_international_number_in_xtn_1_is_used_without_its_punctuation():
     raw = variant("own-adt-a03-visit.hl7", "PID", 13, "+1 (555) 123-4567^PRN^PH")
-    assert arrival_from(parse(raw)).payload["session"]["contact"] == {"phone": "+15551234567"}
+    assert arrival_from(parse(raw)).outcome.facts.contact == Contact(phone="+15551234567")
 
 
 @pytest.mark.parametrize(

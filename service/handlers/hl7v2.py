@@ -1,5 +1,8 @@
 """The HL7 v2 door: verify → parse into the arrival → record it → answer with an ACK.
 
+An application service like the other handlers: the HTTP view (`service/web/hl7v2.py`) and
+the MLLP listener (`alliance mllp`) are its two entry points; parsing is `service/intake/hl7v2.py`.
+
 Shared by `POST /webhooks/{practice_id}/hl7v2` and the MLLP listener (`alliance mllp`). The
 ACK `AA` is only sent once the arrival is committed, so an acknowledged message is never lost.
 An unknown practice and a wrong token get the same `AR` (and take the same path), so a sender
@@ -16,8 +19,8 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.practice import PRACTICE_ID
-from service.bootstrap import Services
 from service.handlers.events import Recorded, record_arrival
+from service.handlers.ports import Ports
 from service.intake.hl7v2 import MAX_MESSAGE, Hl7Refusal, ack, arrival_from, header, parse
 from service.practices import Practice
 
@@ -38,7 +41,7 @@ class Hl7Answer:
 
 
 def receive_http(
-    services: Services, practice_id: str, authorization: str | None, raw: bytes
+    services: Ports, practice_id: str, authorization: str | None, raw: bytes
 ) -> Hl7Answer:
     """HTTP: the practice is in the URL and the token in the Authorization header, so the
     sender is checked before the body is read as HL7."""
@@ -54,7 +57,7 @@ def receive_http(
     return _accept(services, practice, message)
 
 
-def receive_mllp(services: Services, raw: bytes, pinned_practice: str | None = None) -> Hl7Answer:
+def receive_mllp(services: Ports, raw: bytes, pinned_practice: str | None = None) -> Hl7Answer:
     """MLLP: no headers, so the practice is MSH-6 (or the listener's own) and the token MSH-8."""
     try:
         message = parse(raw)
@@ -67,7 +70,7 @@ def receive_mllp(services: Services, raw: bytes, pinned_practice: str | None = N
     return _accept(services, practice, message)
 
 
-def _accept(services: Services, practice: Practice, message: hl7.Message) -> Hl7Answer:
+def _accept(services: Ports, practice: Practice, message: hl7.Message) -> Hl7Answer:
     try:
         arrival = arrival_from(message)
     except Hl7Refusal as refusal:
@@ -84,11 +87,11 @@ def _accept(services: Services, practice: Practice, message: hl7.Message) -> Hl7
     return Hl7Answer(ack(message, "AA", text), "AA", 200, recorded)
 
 
-def _authorised(services: Services, practice_id: str | None, token: str | None) -> Practice | None:
+def _authorised(services: Ports, practice_id: str | None, token: str | None) -> Practice | None:
     practice = None
     if practice_id and PRACTICE_ID.match(practice_id):
         practice = services.practice(practice_id)
-    expected = (practice.hl7v2.get("channel_token") if practice else None) or _NO_TOKEN
+    expected = (practice.hl7v2.channel_token if practice and practice.hl7v2 else None) or _NO_TOKEN
     given = token or ""
     matches = hmac.compare_digest(given.encode(), expected.encode())
     if practice is None or expected == _NO_TOKEN or not matches:
@@ -124,7 +127,7 @@ def _outcome_text(recorded: Recorded) -> str:
     return "accepted"
 
 
-def mllp_callbacks(services: Services, pinned_practice: str | None):
+def mllp_callbacks(services: Ports, pinned_practice: str | None):
     """(on_message, on_too_large) for the MLLP listener: bytes in, ACK bytes out, never raising
     (a failure answers AR, so the engine keeps the message and sends it again)."""
 
