@@ -101,6 +101,8 @@ class EhrSettings:
     base_url: str | None = None
     auth: EhrAuthSettings = field(default_factory=EhrAuthSettings)
     timeout_seconds: float | None = None
+    # Systems for ids that are not FHIR ids (written as Reference.identifier): patient, encounter
+    identifier_systems: Mapping[str, str] | None = None
     url: str | None = None
     secret: str | None = field(default=None, repr=False)
     poll: EhrPollSettings | None = None  # FHIR polling, for EHRs that send nothing
