@@ -39,10 +39,29 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    Driver, Managed, Session, control, ensure_rabbitmq_running, free_port, fresh_database,
-    isolated_broker_url, make_sessions, practice_document, prepare_service, purge_queues,
-    restart_rabbitmq, run_facts, run_folder, save_result, service_env, start_peers, start_web, start_worker,
-    stats, written_back, await_workers_started,
+    Driver,
+    Managed,
+    Session,
+    await_workers_started,
+    control,
+    ensure_rabbitmq_running,
+    free_port,
+    fresh_database,
+    isolated_broker_url,
+    make_sessions,
+    practice_document,
+    prepare_service,
+    purge_queues,
+    restart_rabbitmq,
+    run_facts,
+    run_folder,
+    save_result,
+    service_env,
+    start_peers,
+    start_web,
+    start_worker,
+    stats,
+    written_back,
 )
 
 

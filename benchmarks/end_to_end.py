@@ -21,9 +21,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    Driver, MemorySampler, free_port, fresh_database, isolated_broker_url, make_sessions, practice_document,
-    prepare_service, purge_queues, run_facts, run_folder, save_result, service_env, start_peers, start_web, start_worker,
-    stats, written_back,
+    Driver,
+    MemorySampler,
+    free_port,
+    fresh_database,
+    isolated_broker_url,
+    make_sessions,
+    practice_document,
+    prepare_service,
+    purge_queues,
+    run_facts,
+    run_folder,
+    save_result,
+    service_env,
+    start_peers,
+    start_web,
+    start_worker,
+    stats,
+    written_back,
 )
 
 

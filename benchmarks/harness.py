@@ -105,7 +105,7 @@ class Managed:
         self.popen.send_signal(signal.SIGKILL)
         self.popen.wait(10)
 
-    def restart(self) -> "Managed":
+    def restart(self) -> Managed:
         self.stop()
         return Managed(self.name, self.args, self.env, self.log)
 
@@ -182,7 +182,7 @@ class MemorySampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         self._cpu_before = cpu_by_program()
         self._started = time.monotonic()
         self._thread.start()

@@ -26,9 +26,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    PRACTICE_ID, WEBHOOK_SECRET, MemorySampler, fresh_database, free_port, practice_document,
-    prepare_service, run_facts, run_folder, save_result, service_env, start_web,
+    PRACTICE_ID,
+    WEBHOOK_SECRET,
+    MemorySampler,
+    free_port,
+    fresh_database,
+    practice_document,
+    prepare_service,
+    run_facts,
+    run_folder,
+    save_result,
+    service_env,
+    start_web,
 )
+
 from service.demo import session_completed, signed_event  # noqa: E402
 
 PATH = f"/webhooks/{PRACTICE_ID}/events"

@@ -63,7 +63,7 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body leave in one write without Nagle's delay (else each answer waits ~40 ms
     # for the client's delayed ACK, and the fake, not the service, sets the pace).
     disable_nagle_algorithm = True
-    server: "PeerServer"
+    server: PeerServer
 
     def handle_one_request(self) -> None:
         if self.server.faults.down and not self._is_control_connection():

@@ -6,9 +6,9 @@ import math
 import os
 import secrets
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from sqlalchemy.engine import make_url
 
@@ -70,7 +70,7 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ALLIANCE_* variables (see deploy/env.example)."""
         env = os.environ if environ is None else environ
         database_url = env.get("ALLIANCE_DATABASE_URL", DEFAULT_DATABASE_URL)
@@ -124,12 +124,14 @@ def _secret_keys(env: Mapping[str, str], database_url: str, var_dir: Path) -> tu
     listed = [key for key in listed if key]
     if single and listed and single not in listed:
         raise ConfigError("ALLIANCE_SECRET_KEY is set but is not one of ALLIANCE_SECRET_KEYS: "
-                          "list every key in ALLIANCE_SECRET_KEYS (newest first) and unset the other")
+                          "list every key in ALLIANCE_SECRET_KEYS (newest first) "
+                          "and unset the other")
     keys = listed or ([single] if single else [_embedded_secret(database_url, var_dir)])
     for position, key in enumerate(keys):
         problem = key_weakness(key)
         if problem:
-            name = "ALLIANCE_SECRET_KEY" if not listed else f"key {position + 1} of ALLIANCE_SECRET_KEYS"
+            name = ("ALLIANCE_SECRET_KEY" if not listed
+                    else f"key {position + 1} of ALLIANCE_SECRET_KEYS")
             raise ConfigError(f"{name} is refused: {problem}; {KEY_HINT}")
     if len(set(keys)) != len(keys):
         raise ConfigError("ALLIANCE_SECRET_KEYS lists the same key twice")

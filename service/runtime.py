@@ -1,4 +1,5 @@
-"""Long-running loops: the outbox relay and the queue consumer, in threads or in `alliance worker`."""
+"""Long-running loops: the outbox relay and the queue consumer, in threads or in
+`alliance worker`."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class Workers:
         self.relay = relay
         self.consumer_count = consumers
 
-    def start(self) -> "Workers":
+    def start(self) -> Workers:
         if self.relay:
             # /readyz of this process reports a relay that cannot publish.
             self.services.relay_health = RelayHealth()

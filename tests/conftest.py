@@ -6,16 +6,20 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
-import support
 from sqlalchemy import create_engine, text
 
+import support
 from service.bootstrap import bootstrap
 from service.config import Settings
 from service.persistence.db import make_engine
 from service.persistence.migrate import upgrade
 from support import (
-    POSTGRES_ADMIN_URL, TEST_SECRET_KEY, FakeClock, practice_document, require, truncate_all,
+    POSTGRES_ADMIN_URL,
+    TEST_SECRET_KEY,
+    FakeClock,
+    practice_document,
+    require,
+    truncate_all,
 )
 
 

@@ -119,13 +119,15 @@ def _apply(target: _Target, effect: Effect) -> FlagRef | None:
         return _call(target, effect)
     except EhrConflict as error:  # still changing under us after the writer's re-reads
         raise RetryLater(f"EHR {effect.resource_type} changed while we wrote it", None, {
-            **where, "http_status": error.status, "operation_outcome": error.operation_outcome})
+            **where, "http_status": error.status, "operation_outcome": error.operation_outcome,
+        }) from None
     except EhrTransientError as error:
         raise RetryLater(f"EHR unavailable while writing {effect.resource_type}",
-                         error.retry_after, where)
+                         error.retry_after, where) from None
     except EhrPermanentError as error:
         raise PermanentFailure(f"EHR refused {effect.resource_type}", {
-            **where, "http_status": error.status, "operation_outcome": error.operation_outcome})
+            **where, "http_status": error.status, "operation_outcome": error.operation_outcome,
+        }) from None
 
 
 def _call(target: _Target, effect: Effect) -> FlagRef | None:

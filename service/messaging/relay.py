@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import structlog
 from kombu import Connection
@@ -99,7 +99,8 @@ class Relay:
         return len(sent)
 
     def run(self, stop: threading.Event, interval: float,
-            housekeeping: Callable[[], object] | None = None, housekeeping_every: float = 60.0) -> None:
+            housekeeping: Callable[[], object] | None = None,
+            housekeeping_every: float = 60.0) -> None:
         """Publish until `stop` is set; a broker outage only slows the loop down."""
         backoff = interval
         next_housekeeping = time.monotonic() + housekeeping_every

@@ -58,7 +58,10 @@ def _database_problem(services) -> str | None:
 
 def _broker_problem(services) -> str | None:
     from service.messaging.broker import (
-        connect, describe_broker, embedded_queue_problem, what_to_do,
+        connect,
+        describe_broker,
+        embedded_queue_problem,
+        what_to_do,
     )
 
     settings = services.settings

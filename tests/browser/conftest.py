@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from browser.harness import CHROMIUM, CHROMIUM_ARGS, PHONE, LiveSite, require_file
 from werkzeug.serving import make_server
 
-from browser.harness import CHROMIUM, CHROMIUM_ARGS, PHONE, LiveSite, require_file
 from service import practices
 from service.bootstrap import bootstrap, utc_now
 from service.config import Settings

@@ -6,8 +6,8 @@ import re
 import shutil
 
 import pytest
-
 from browser.harness import ARTIFACTS, PHONE, require_file, run_axe
+
 from support import ROOT
 
 pytestmark = pytest.mark.browser

@@ -24,7 +24,12 @@ from werkzeug.serving import make_server
 
 from service.demo import session_completed, signed_event
 from support import (
-    AMQP_URL, DEMO_SECRET, TEST_SECRET_KEY, practice_document, require, truncate_all,
+    AMQP_URL,
+    DEMO_SECRET,
+    TEST_SECRET_KEY,
+    practice_document,
+    require,
+    truncate_all,
 )
 
 pytestmark = pytest.mark.e2e

@@ -6,15 +6,15 @@ import threading
 import time
 
 import pytest
-from kombu import Connection, Exchange, Queue
+from kombu import Connection
 
-from support import AMQP_URL, require
 from service.handlers.runner import JobRunner
 from service.messaging.broker import connect
 from service.messaging.consumer import JobConsumer
 from service.messaging.relay import Relay
 from service.messaging.topology import DEAD_QUEUE, EXCHANGE, work_queues
 from service.persistence import outbox
+from support import AMQP_URL, require
 
 
 @pytest.fixture(params=["embedded", "rabbitmq"])

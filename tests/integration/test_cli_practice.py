@@ -218,7 +218,7 @@ def test_events_list_shows_what_arrived_and_why_without_personal_data(alliance, 
     assert listed.exit_code == 0
     header, *lines = listed.stdout.strip().splitlines()
     columns = header.split("\t")
-    rows = {row["delivery_id"]: row for row in (dict(zip(columns, line.split("\t"))) for line in lines)}
+    rows = {row["delivery_id"]: row for row in (dict(zip(columns, line.split("\t"), strict=True)) for line in lines)}
     assert set(rows) == {"msg_a", "msg_b", "msg_c"}
     assert rows["msg_a"]["outcome"] == "accepted (waiting for the worker)"
     assert rows["msg_b"]["outcome"] == "ignored"

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from service.persistence import outbox
 from service.persistence.sql import _insert_ignoring_conflicts, insert_if_absent
-from service.persistence.tables import outbox as outbox_table, session_keys
+from service.persistence.tables import outbox as outbox_table
+from service.persistence.tables import session_keys
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc)
 

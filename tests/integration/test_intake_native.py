@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service import practices
-from service.bootstrap import bootstrap
-from service.bootstrap import PRACTICE_CACHE_SECONDS
+from service.bootstrap import PRACTICE_CACHE_SECONDS, bootstrap
 from service.demo import session_completed, signed_event
 from service.persistence.tables import outbox, session_keys, surveys, webhook_events
 from service.web import create_app

@@ -3,7 +3,6 @@ channel ports: webhook in → survey out → answer in → scores and Flag writt
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 import pytest

@@ -8,8 +8,10 @@ import base64
 import hashlib
 import hmac
 import json
+
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from service.demo import session_completed, signed_event

@@ -17,12 +17,12 @@ from integrations.ehr.resources import (
     OBSERVATION_SYSTEM,
     PATIENT_ID_SYSTEM,
     QUESTIONNAIRE_RESPONSE_SYSTEM,
+    IdentifierSystems,
     build_flag,
     build_observation,
     build_questionnaire_response,
     fhir_datetime,
     flag_with_text,
-    IdentifierSystems,
     identifier_query,
     resolved_flag,
 )
@@ -235,7 +235,10 @@ def test_identifier_query_is_a_token_search():
 NOT_FHIR_IDS = {"patient_id": "MRN:00417", "session_id": "visit_2024/17 a"}
 
 
-def all_three(record: AllianceRecord, systems: IdentifierSystems = IdentifierSystems()):
+DEFAULT_SYSTEMS = IdentifierSystems()
+
+
+def all_three(record: AllianceRecord, systems: IdentifierSystems = DEFAULT_SYSTEMS):
     return [
         (QuestionnaireResponse, build_questionnaire_response(record, systems)),
         (Observation, build_observation(record, "qr-9", systems)),
