@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 	@cat deploy/demo-next-steps.txt
 	$(DEMO_ENV) $(BIN)/alliance serve --host 127.0.0.1 --port 8000
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test lint
 	tests/setup-browser.sh
 	tests/setup-canvas-sdk.sh
 	$(BIN)/pytest
