@@ -20,7 +20,7 @@ from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.timing import send_time
 from service.intake.facts import SessionFacts
 from service.persistence import outbox
-from service.persistence.queries import clients
+from service.persistence.queries import clients, responses
 from service.persistence.queries import surveys as stored
 from service.persistence.queries.surveys import (
     ANSWERED,
@@ -32,7 +32,6 @@ from service.persistence.queries.surveys import (
     SENT,
     SKIPPED,
 )
-from service.persistence.tables import responses
 from service.practices import Practice
 
 log = structlog.get_logger(__name__)
@@ -246,9 +245,7 @@ def record_answers(ports: Ports, survey: OpenSurvey, answers: dict, scores) -> s
     with ports.engine.begin() as conn:
         if not stored.move(conn, survey.id, OPEN, status=ANSWERED, answered_at=now):
             raise SurveyUnavailable(409, "this survey has already been answered")
-        conn.execute(responses.insert().values(
-            id=response_id, survey_id=survey.id, answers=answers, total=scores.total,
-            subscales=dict(scores.subscales), pomp=scores.pomp, submitted_at=now))
+        responses.add(conn, response_id, survey.id, answers, scores, now)
         outbox.enqueue(conn, "response.writeback", {"survey_id": survey.id}, now=now,
                        practice_id=survey.practice_id, dedupe_key=f"assess:{survey.id}")
     log.info("survey answered", survey_id=survey.id, practice_id=survey.practice_id)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Connection, select
 
 from service.persistence.tables import responses
+
+
+def add(conn: Connection, response_id: str, survey_id: str, answers: dict, scores,
+        now: datetime) -> None:
+    """Store validated answers with their scores (service.domain.scoring.Scores)."""
+    conn.execute(responses.insert().values(
+        id=response_id, survey_id=survey_id, answers=answers, total=scores.total,
+        subscales=dict(scores.subscales), pomp=scores.pomp, submitted_at=now))
 
 
 def for_survey(conn: Connection, survey_id: str) -> dict | None:
