@@ -34,9 +34,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    Driver, MemorySampler, await_workers_started, fresh_database, free_port, isolated_broker_url,
-    make_sessions, practice_document, prepare_service, purge_queues, run_facts, run_folder,
-    save_result, service_env, start_peers, start_web, start_worker, written_back,
+    Driver,
+    MemorySampler,
+    await_workers_started,
+    free_port,
+    fresh_database,
+    isolated_broker_url,
+    make_sessions,
+    practice_document,
+    prepare_service,
+    purge_queues,
+    run_facts,
+    run_folder,
+    save_result,
+    service_env,
+    start_peers,
+    start_web,
+    start_worker,
+    written_back,
 )
 
 FULL_CONSUMERS = [1, 2, 4, 8, 16, 32]
@@ -55,7 +70,7 @@ class ConnectionSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "ConnectionSampler":
+    def __enter__(self) -> ConnectionSampler:
         self._thread.start()
         return self
 

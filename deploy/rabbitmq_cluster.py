@@ -63,7 +63,7 @@ def free_port() -> int:
 class Node:
     """One RabbitMQ node: its files under `home`, its process, and `rabbitmqctl` against it."""
 
-    def __init__(self, cluster: "LocalCluster", index: int, name: str, amqp_port: int,
+    def __init__(self, cluster: LocalCluster, index: int, name: str, amqp_port: int,
                  dist_port: int):
         self.cluster, self.index, self.name = cluster, index, name
         self.amqp_port, self.dist_port = amqp_port, dist_port
@@ -223,7 +223,7 @@ class LocalCluster:
         path = "/" if vhost == "/" else vhost
         return ";".join(node.url + path for node in self.nodes)
 
-    def start(self) -> "LocalCluster":
+    def start(self) -> LocalCluster:
         self._write_files()
         for node in self.nodes:
             node.start()

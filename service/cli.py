@@ -96,9 +96,9 @@ def _declare_queues(settings) -> None:
     try:
         declare_queues(settings)
     except QueueMismatch as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from None
     except ValueError as error:  # a malformed list of broker URLs
-        raise click.ClickException(f"ALLIANCE_BROKER_URL: {error}")
+        raise click.ClickException(f"ALLIANCE_BROKER_URL: {error}") from None
 
 
 @main.group()
@@ -271,14 +271,20 @@ def _read_json(file: str):
 
 def _register_extensions() -> None:
     from service import (
-        cli_api_keys, cli_broker, cli_dlq, cli_doors, cli_keys, cli_science, demo,
+        cli_api_keys,
+        cli_broker,
+        cli_dlq,
+        cli_doors,
+        cli_keys,
+        cli_science,
+        demo,
     )
 
     cli_broker.register(main)
     demo.register(main, services=_services)
     cli_keys.register(main, _services)
     cli_doors.register(main, practice, _services)
-    cli_api_keys.register(practice)
+    cli_api_keys.register(practice, _services)
     cli_science.register(main, practice_rules_lookup=_practice_rules,
                          instruments_dir=lambda: _settings().instruments_dir)
     cli_dlq.register(main, _services)

@@ -8,7 +8,19 @@ from datetime import timezone
 import click
 
 
-def register(practice: click.Group) -> None:
+def register(practice: click.Group, services) -> None:
+    """Add `practice api-key …`; `services` wires the service (the CLI's own factory)."""
+
+    def _services_for(practice_id: str):
+        from service import practices
+
+        wired = services()
+        with wired.engine.begin() as conn:
+            known = practices.exists(conn, practice_id)
+        if not known:
+            raise click.ClickException(f"no practice with id {practice_id!r}")
+        return wired
+
     @practice.group("api-key")
     def api_key() -> None:
         """API keys for the alerts API (GET /api/v1/practices/{id}/alerts)."""
@@ -55,18 +67,6 @@ def register(practice: click.Group) -> None:
         for key in found:
             click.echo("\t".join((key["id"], " ".join((key["label"] or "-").split()),
                                   _when(key["created_at"]), _when(key["revoked_at"]))))
-
-
-def _services_for(practice_id: str):
-    from service import practices
-    from service.cli import _services
-
-    services = _services()
-    with services.engine.begin() as conn:
-        known = any(row["id"] == practice_id for row in practices.list_all(conn))
-    if not known:
-        raise click.ClickException(f"no practice with id {practice_id!r}")
-    return services
 
 
 def _when(value) -> str:

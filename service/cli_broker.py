@@ -25,7 +25,7 @@ def check_queues() -> None:
         try:
             ensure_topology(connection, settings.rabbitmq_queue_type)
         except QueueMismatch as error:
-            raise click.ClickException(str(error))
+            raise click.ClickException(str(error)) from None
     click.echo(f"queues are {settings.rabbitmq_queue_type}")
 
 
@@ -48,7 +48,7 @@ def migrate_queues() -> None:
         try:
             results = migrate(connection, settings.rabbitmq_queue_type)
         except MigrationRefused as error:
-            raise click.ClickException(str(error))
+            raise click.ClickException(str(error)) from None
     for result in results:
         action = (f"redeclared as {settings.rabbitmq_queue_type}" if result.redeclared
                   else f"already {settings.rabbitmq_queue_type}")
@@ -61,4 +61,4 @@ def _settings():
     try:
         return Settings.from_env()
     except ConfigError as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from None

@@ -182,6 +182,10 @@ def load(conn: Connection, box: SecretBox, practice_id: str) -> Practice | None:
     return Practice.from_document(box.open(sealed)) if sealed is not None else None
 
 
+def exists(conn: Connection, practice_id: str) -> bool:
+    return stored.sealed_document(conn, practice_id) is not None
+
+
 def load_all(conn: Connection, box: SecretBox) -> list[Practice]:
     """Every practice, by id."""
     return [load(conn, box, practice_id) for practice_id in stored.all_ids(conn)]

@@ -61,8 +61,9 @@ def _sandboxed_handlers() -> dict:
 
 def _record_http() -> list:
     """The (method, path, status) of every request the plugin makes: a spy, not a stand-in."""
-    import requests
     from urllib.parse import urlsplit
+
+    import requests
 
     calls: list = []
     send = requests.Session.request
@@ -86,7 +87,10 @@ def _event(event_type: str, target: str, context: dict | None = None, target_typ
 
 def lock(handlers: dict, variables: dict, patients: dict, command: dict) -> list:
     from canvas_sdk.test_utils.factories import (
-        NoteFactory, NoteStateChangeEventFactory, NoteTypeFactory, PatientFactory,
+        NoteFactory,
+        NoteStateChangeEventFactory,
+        NoteTypeFactory,
+        PatientFactory,
     )
     from canvas_sdk.v1.data.note import NoteStates
     from canvas_sdk.v1.data.patient import PatientContactPoint

@@ -9,10 +9,10 @@ import threading
 from datetime import timedelta
 
 import pytest
+from canvas_plugin.harness import PluginDriver
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from canvas_plugin.harness import PluginDriver
 from service import api_keys
 from service.persistence.tables import webhook_events
 from service.web import create_app

@@ -82,7 +82,7 @@ def read_alerts(settings: Settings, since: str) -> list:
     headers = {"Authorization": "Bearer " + settings.api_key, "Accept": "application/json"}
     alerts: list = []
     cursor = None
-    for page in range(MAX_PAGES):
+    for _page in range(MAX_PAGES):
         query = {"since": since, "limit": str(PAGE_SIZE)}
         if cursor:
             query["cursor"] = cursor

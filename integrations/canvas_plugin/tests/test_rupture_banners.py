@@ -3,9 +3,8 @@
 import json
 
 import pytest
-from canvas_sdk.effects import EffectType
-
 from alliance_feedback.handlers.rupture_banners import BANNER_KEY, RuptureBanners
+from canvas_sdk.effects import EffectType
 
 AT = "2026-11-26T15:05:00+00:00"  # on the five-minute schedule
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from canvas_sdk.effects import EffectType
 from canvas_sdk.test_utils.factories import (
-    NoteFactory, NoteStateChangeEventFactory, NoteTypeFactory,
+    NoteFactory,
+    NoteStateChangeEventFactory,
+    NoteTypeFactory,
 )
 from canvas_sdk.v1.data.note import NoteStates
 from plugin_runner.plugin_runner import sandbox_plugin_handlers

@@ -5,10 +5,15 @@ import hashlib
 import hmac
 
 import pytest
-
 from alliance_feedback.service_client import (
-    AlertsUnavailable, NotDelivered, Settings, post_event, read_alerts, sign,
+    AlertsUnavailable,
+    NotDelivered,
+    Settings,
+    post_event,
+    read_alerts,
+    sign,
 )
+
 from tests.conftest import API_KEY, SECRET
 
 

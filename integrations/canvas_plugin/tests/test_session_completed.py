@@ -1,13 +1,14 @@
 """A locked visit note posts one signed session.completed; anything else posts nothing."""
 
 import pytest
+from alliance_feedback.handlers.session_completed import SessionCompletedOnLock
 from canvas_sdk.test_utils.factories import (
-    NoteFactory, NoteStateChangeEventFactory, NoteTypeFactory,
+    NoteFactory,
+    NoteStateChangeEventFactory,
+    NoteTypeFactory,
 )
 from canvas_sdk.v1.data.note import NoteStates
 from canvas_sdk.v1.data.patient import PatientContactPoint
-
-from alliance_feedback.handlers.session_completed import SessionCompletedOnLock
 
 EVENT = "NOTE_STATE_CHANGE_EVENT_CREATED"
 

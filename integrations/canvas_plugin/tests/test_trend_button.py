@@ -4,9 +4,8 @@ import base64
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from canvas_sdk.effects import EffectType
-
 from alliance_feedback.handlers.trend_button import AllianceTrendButton
+from canvas_sdk.effects import EffectType
 
 
 def button(make_event, variables, event_type, context=None):

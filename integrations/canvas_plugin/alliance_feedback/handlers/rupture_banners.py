@@ -7,7 +7,6 @@ text and removing it needs nothing but the patient.
 """
 
 import arrow
-
 from canvas_sdk.effects import Effect
 from canvas_sdk.effects.banner_alert import AddBannerAlert, RemoveBannerAlert
 from canvas_sdk.handlers.cron_task import CronTask
