@@ -7,9 +7,9 @@ import contextlib
 import json
 import threading
 
+from browser.harness import LiveSite
 from werkzeug.serving import make_server
 
-from browser.harness import LiveSite
 from service import practices
 from service.bootstrap import bootstrap, utc_now
 from service.config import Settings

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import jwt
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey, RSAKey
 
@@ -156,7 +156,8 @@ class SmartLaunchClient:
                 code_verifier=code_verifier, redirect_uri=redirect_uri,
                 allow_redirects=False, timeout=HTTP_TIMEOUT)
         except OAuthError as error:
-            raise SmartLaunchError(400, f"the EHR refused the authorization code: {error.error}")
+            raise SmartLaunchError(
+                400, f"the EHR refused the authorization code: {error.error}") from error
         except requests.RequestException as error:
             raise SmartLaunchError(
                 502, f"the EHR's token endpoint failed: {type(error).__name__}") from None

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from service.domain.instruments import TOTAL, Instrument
 from service.domain.rupture_rules import RuptureRules
-from service.domain.session_rules import usual_level
 from service.domain.scoring import plain_number
+from service.domain.session_rules import usual_level
 
 # What each decision means, in the words the view and the table use.
 DECISION_WORDS = {

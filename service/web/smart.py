@@ -21,7 +21,8 @@ from service.clinician.chart import MAX_POINTS, build_charts
 from service.clinician.table import table_rows
 from service.clinician.trend import build_trend, latest_instrument
 from service.domain.ruptures import RuptureRules
-from service.persistence.queries import smart_sessions, trend as trend_queries
+from service.persistence.queries import smart_sessions
+from service.persistence.queries import trend as trend_queries
 from service.persistence.queries.smart_sessions import PendingLaunch, SmartSession, digest
 
 bp = Blueprint("smart", __name__, url_prefix="/smart")
@@ -150,7 +151,7 @@ def _trend_of_session(practice_id: str, bands_for_last: int | None = None):
         rows = trend_queries.client_surveys(conn, practice_id, session.patient_id)
         episode = trend_queries.open_episode(conn, practice_id, session.patient_id)
     instruments = services.instruments()
-    instrument = instruments.get(latest_instrument(rows, practice.survey["instrument"]))
+    instrument = instruments.get(latest_instrument(rows, practice.survey.instrument))
     if instrument is None:
         raise Refusal(500, "Unknown instrument", "The client's surveys use an instrument this "
                       "service no longer has; nothing can be drawn.")

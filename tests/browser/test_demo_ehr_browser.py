@@ -6,11 +6,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from browser.harness import ARTIFACTS, run_axe
 from demo_site import DEMO_SECRET, demo_site
-from support import ROOT
 from trend_history import STORY, seed_history
+
+from support import ROOT
 
 pytestmark = pytest.mark.browser
 

@@ -8,14 +8,14 @@ import shutil
 from urllib.parse import urlsplit
 
 import pytest
+from browser.harness import ARTIFACTS, run_axe
 from pytest_httpserver import HTTPServer
+from smart_fake import CLIENT_ID, CLIENT_SECRET, FakeSmartServer
+from trend_history import GOOD, STORY, seed_history
 from werkzeug import Response
 
-from browser.harness import ARTIFACTS, run_axe
 from service import practices
-from smart_fake import CLIENT_ID, CLIENT_SECRET, FakeSmartServer
 from support import ROOT, practice_document
-from trend_history import GOOD, STORY, seed_history
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-
 from demo_site import DEMO_SECRET, demo_site
 from trend_history import DIP, GOOD, seed_history
 

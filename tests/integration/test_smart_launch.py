@@ -7,13 +7,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from smart_fake import CLIENT_ID, CLIENT_SECRET, FakeSmartServer
 from sqlalchemy import func, select
 
 from schemas.trend import TrendView
 from service import practices
 from service.persistence.tables import smart_launches, smart_sessions
 from service.web import create_app
-from smart_fake import CLIENT_ID, CLIENT_SECRET, FakeSmartServer
 from support import answer_one_survey, practice_document
 
 BASE = "https://surveys.test"

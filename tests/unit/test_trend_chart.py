@@ -8,7 +8,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from service.clinician.chart import (
-    MAX_POINTS, SUBSCALE_FRAME, TOTAL_FRAME, X_INSET, build_chart, build_charts, nice_ticks,
+    MAX_POINTS,
+    SUBSCALE_FRAME,
+    TOTAL_FRAME,
+    X_INSET,
+    build_chart,
+    build_charts,
+    nice_ticks,
     x_position,
 )
 from service.clinician.table import table_rows
