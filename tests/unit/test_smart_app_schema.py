@@ -45,7 +45,7 @@ def test_secrets_of_the_section_are_redacted():
     for section in (GOOD, {**{k: v for k, v in GOOD.items() if k != "client_secret"},
                            "private_key_jwk": rs384_private()}):
         document = practices.validate_document(practice_document(smart_app=section))
-        shown = practices.Practice("northside", "N", "UTC", document).redacted()["smart_app"]
+        shown = practices.Practice.from_document(document).redacted()["smart_app"]
         assert shown.get("client_secret", "<redacted>") == "<redacted>"
         assert shown.get("private_key_jwk", "<redacted>") == "<redacted>"
         assert shown["client_id"] == "alliance-trend"
