@@ -144,31 +144,39 @@ def _deliver(ctx: JobContext, survey: dict, practice: Practice, client: dict | N
     for name in practice.delivery.channels:
         if only and name != only:
             continue
-        channel = ctx.services.channel_for(name, practice.delivery.settings_for(name))
-        address = channel.accepts(contact)
-        if address is None:
-            permanent.append(f"{name}: no address")
-            continue
-        try:
-            channel.send(_message(ctx.services, survey, practice, contact, kind, address,
-                                  expires_at))
-        except DeliveryTemporaryError as error:
-            temporary.append(error)
-            log.warning("delivery failed for now", channel=name, survey_id=survey["id"])
-            continue
-        except DeliveryPermanentError as error:
-            permanent.append(f"{name}: {error.reason}")
-            log.warning("delivery refused", channel=name, survey_id=survey["id"],
-                        reason=error.reason)
-            continue
-        log.info("survey delivered", channel=name, kind=kind, survey_id=survey["id"])
-        return name, permanent
+        failure = _send_by(ctx, name, survey, practice, contact, kind, expires_at)
+        if failure is None:
+            log.info("survey delivered", channel=name, kind=kind, survey_id=survey["id"])
+            return name, permanent
+        if isinstance(failure, DeliveryTemporaryError):
+            temporary.append(failure)
+        else:
+            permanent.append(f"{name}: {failure}")
     if temporary:
         delays = [e.retry_after for e in temporary if e.retry_after]
         raise RetryLater("every channel failed for now", max(delays) if delays else None,
                          {"refused": permanent})
     log.error("survey undeliverable", survey_id=survey["id"], refused=permanent)
     return None, permanent
+
+
+def _send_by(ctx: JobContext, name: str, survey: dict, practice: Practice, contact: Contact,
+             kind: str, expires_at: datetime) -> DeliveryTemporaryError | str | None:
+    """Send through one channel: None when it went out, else the temporary error or why the
+    channel refused for good."""
+    channel = ctx.services.channel_for(name, practice.delivery.settings_for(name))
+    address = channel.accepts(contact)
+    if address is None:
+        return "no address"
+    try:
+        channel.send(_message(ctx.services, survey, practice, contact, kind, address, expires_at))
+    except DeliveryTemporaryError as error:
+        log.warning("delivery failed for now", channel=name, survey_id=survey["id"])
+        return error
+    except DeliveryPermanentError as error:
+        log.warning("delivery refused", channel=name, survey_id=survey["id"], reason=error.reason)
+        return error.reason
+    return None
 
 
 def _message(ports: Ports, survey: dict, practice: Practice, contact: Contact, kind: str,
