@@ -126,7 +126,9 @@ class EhrSettings:
     @property
     def summary(self) -> str:
         """One line for `alliance practice list`: the FHIR base URL (the default type), or the
-        type and where it writes, e.g. "webhook https://ehr.example/alliance"."""
+        type and where it writes, e.g. "webhook https://ehr.example/alliance" or
+        "healthie https://api.gethealthie.com/graphql"."""
         if self.type == "fhir-r4":
             return self.base_url or self.type
-        return " ".join(part for part in (self.type, self.url or self.base_url) if part)
+        where = self.url or self.base_url or (self.document.get("healthie") or {}).get("api_url")
+        return " ".join(part for part in (self.type, where) if part)

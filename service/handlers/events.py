@@ -24,6 +24,7 @@ from service.intake.facts import (
     Ignored,
     NeedsRead,
 )
+from service.intake.healthie import session_from_appointment
 from service.intake.payload import PayloadError
 from service.intake.sessions import classify_resource, contact_from_patient
 from service.metrics import EVENTS
@@ -170,9 +171,25 @@ def _fetch(gateway, read: EhrRead) -> dict | None:
     return found[0] if found else None
 
 
+def _read_healthie_session(ports: Ports, practice: Practice, read: EhrRead) -> Resolved:
+    """Healthie's webhooks are thin: read the appointment over GraphQL, then apply the rule."""
+    if not practice.healthie:
+        raise PermanentFailure("the practice has no healthie section to read the appointment with")
+    try:
+        appointment = ports.healthie_for(practice.healthie).appointment(read.resource_id)
+    except EhrTransientError as error:
+        raise RetryLater("Healthie unavailable while reading the appointment",
+                         error.retry_after) from error
+    except EhrPermanentError as error:
+        raise PermanentFailure("Healthie refused to read the appointment",
+                               {"http_status": error.status}) from error
+    return session_from_appointment(appointment)
+
+
 # How each door's NeedsRead is read; a door that sends only ids adds its reader here.
 SESSION_READERS: dict[str, Callable[[Ports, Practice, EhrRead], Resolved]] = {
     "fhir": _read_fhir_session,
+    "healthie": _read_healthie_session,
 }
 
 

@@ -32,6 +32,7 @@ class Ports(Protocol):
     signer: LinkSigner  # survey links
     ehr_for: Callable[[EhrSettings], EhrGateway]  # reads sessions and patients
     channel_for: Callable[[str, ChannelSettings], Channel]
+    healthie_for: Callable[[Mapping[str, Any]], Any]  # Healthie's GraphQL API (its section)
 
     def practice(self, practice_id: str) -> Practice | None:
         """A practice as the doors look it up on every request (cached for a few seconds)."""

@@ -75,6 +75,7 @@ class Ignored:
 class NeedsRead:
     read: EhrRead
     patient_id: str | None = None
+    session_id: str | None = None  # when the door names the session already (Healthie)
 
 
 Outcome = Completed | Ignored | NeedsRead
@@ -93,7 +94,7 @@ class Arrival:
     def session_id(self) -> str | None:
         if isinstance(self.outcome, Completed):
             return self.outcome.facts.session_id
-        return self.outcome.session_id if isinstance(self.outcome, Ignored) else None
+        return self.outcome.session_id
 
     @property
     def patient_id(self) -> str | None:

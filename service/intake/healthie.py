@@ -19,56 +19,51 @@ contact = the client's `phone_number` (when it is E.164) and `email`.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
-from marshmallow import ValidationError, validate
-
-from service.handlers.events import Arrival
+from schemas.healthie import HealthieWebhook
+from service.intake.bodies import json_object, load_with
+from service.intake.contact import checked_contact
+from service.intake.facts import (
+    UNSTORABLE_IDS,
+    Arrival,
+    Completed,
+    EhrRead,
+    Ignored,
+    NeedsRead,
+    Outcome,
+    SessionFacts,
+    storable_ids,
+)
 
 SOURCE = "healthie"
 READ_EVENTS = frozenset({"appointment.created", "appointment.updated"})
 OCCURRED = "occurred"
-PHONE_NOISE = re.compile(r"[\s().-]")
-E164 = re.compile(r"\A\+[1-9]\d{6,14}\Z")
-EMAIL = validate.Email()
+HEALTHIE_WEBHOOK = HealthieWebhook()
 
 
 def session_key(appointment_id: str) -> str:
     return f"healthie-appointment/{appointment_id}"
 
 
+def read_healthie_webhook(body: bytes, delivery_id: str) -> Arrival:
+    """What a verified webhook body says; raises Refused naming what is wrong with it."""
+    return healthie_arrival(load_with(HEALTHIE_WEBHOOK, json_object(body)), delivery_id)
+
+
 def healthie_arrival(event: dict, delivery_id: str) -> Arrival:
     """The arrival for a verified, parsed webhook: read later, or recorded as not a session."""
+    return Arrival(SOURCE, delivery_id, event["event_type"], _outcome(event))
+
+
+def _outcome(event: dict) -> Outcome:
     event_type, appointment_id = event["event_type"], event["resource_id"]
     if event_type not in READ_EVENTS and event_type != "appointment.deleted":
-        return Arrival(
-            SOURCE,
-            delivery_id,
-            event_type,
-            {},
-            False,
-            f"event type {event_type} is not an appointment change",
-        )
+        return Ignored(f"event type {event_type} is not an appointment change")
     if event["resource_id_type"] != "Appointment":
-        return Arrival(
-            SOURCE,
-            delivery_id,
-            event_type,
-            {},
-            False,
-            f"resource type {event['resource_id_type']} is not an Appointment",
-        )
+        return Ignored(f"resource type {event['resource_id_type']} is not an Appointment")
     if event_type == "appointment.deleted":
-        return Arrival(
-            SOURCE,
-            delivery_id,
-            event_type,
-            {},
-            False,
-            "the appointment was deleted in Healthie",
-            session_id=appointment_id,
-        )
+        return Ignored("the appointment was deleted in Healthie", appointment_id)
     changed = event["changed_fields"]
     if (
         event_type == "appointment.updated"
@@ -77,49 +72,37 @@ def healthie_arrival(event: dict, delivery_id: str) -> Arrival:
     ):
         # The status did not change: Healthie need not be asked (the docs suggest reading
         # changed_fields first); an update without changed_fields is read to be safe.
-        return Arrival(
-            SOURCE,
-            delivery_id,
-            event_type,
-            {},
-            False,
-            "the update did not change the appointment status (pm_status)",
-            session_id=appointment_id,
-        )
-    return Arrival(
-        SOURCE,
-        delivery_id,
-        event_type,
-        {"appointment_id": appointment_id},
-        None,
-        session_id=appointment_id,
-    )
+        return Ignored("the update did not change the appointment status (pm_status)",
+                       appointment_id)
+    return NeedsRead(EhrRead("Appointment", appointment_id), session_id=appointment_id)
 
 
-def session_from_appointment(appointment: dict | None) -> dict:
-    """The session facts of a completed appointment, or {"ignored": why not}."""
+def session_from_appointment(appointment: dict | None) -> Completed | Ignored:
+    """The completed session an appointment read back over GraphQL is, or why it is not one."""
     if not appointment:
-        return {"ignored": "the appointment was not found in Healthie"}
+        return Ignored("the appointment was not found in Healthie")
     if appointment.get("deleted_at"):
-        return {"ignored": "the appointment was deleted in Healthie"}
+        return Ignored("the appointment was deleted in Healthie")
     status = str(appointment.get("pm_status") or "").strip()
     if status.lower() != OCCURRED:
-        return {
-            "ignored": f"appointment status {status or '(none)'} is not a completed session "
-            "(Occurred)"
-        }
+        return Ignored(f"appointment status {status or '(none)'} is not a completed session "
+                       "(Occurred)")
     client = _client(appointment)
     if client is None:
-        return {"ignored": "a group appointment (no single client) is not surveyed"}
-    appointment_id = str(appointment["id"])
-    return {
-        "session_id": appointment_id,
-        "patient_id": str(client["id"]),
-        "practitioner_id": _id(appointment.get("provider")),
-        "ended_at": _ended_at(appointment.get("date"), appointment.get("length")),
-        "contact": _contact(client),
-        "dedupe_keys": [session_key(appointment_id)],
-    }
+        return Ignored("a group appointment (no single client) is not surveyed")
+    appointment_id, patient_id = str(appointment["id"]), str(client["id"])
+    if not storable_ids(appointment_id, patient_id):
+        return Ignored(UNSTORABLE_IDS)
+    return Completed(SessionFacts(
+        session_id=appointment_id,
+        patient_id=patient_id,
+        practitioner_id=_id(appointment.get("provider")),
+        ended_at=_ended_at(appointment.get("date"), appointment.get("length")),
+        # A number without its country code is not guessed at: e-mail reaches the client.
+        contact=checked_contact(_texts(client.get("phone_number")), _texts(client.get("email")),
+                                None),
+        dedupe_keys=(session_key(appointment_id),),
+    ))
 
 
 def _client(appointment: dict) -> dict | None:
@@ -132,19 +115,11 @@ def _client(appointment: dict) -> dict | None:
     return attendees[0] if len(attendees) == 1 else None
 
 
-def _contact(user: dict) -> dict | None:
-    phone = PHONE_NOISE.sub("", str(user.get("phone_number") or ""))
-    email = str(user.get("email") or "").strip()
-    try:
-        EMAIL(email)
-    except ValidationError:
-        email = ""
-    # A number without its country code is not guessed at: e-mail reaches the client instead.
-    contact = {"phone": phone if E164.match(phone) else None, "email": email or None}
-    return contact if any(contact.values()) else None
+def _texts(value) -> list[str]:
+    return [value] if isinstance(value, str) and value.strip() else []
 
 
-def _ended_at(start: str | None, length) -> str | None:
+def _ended_at(start: str | None, length) -> datetime | None:
     try:
         began = datetime.fromisoformat(str(start))
     except ValueError:
@@ -152,7 +127,7 @@ def _ended_at(start: str | None, length) -> str | None:
     if began.tzinfo is None:
         return None
     minutes = length if isinstance(length, int) and not isinstance(length, bool) else 0
-    return (began + timedelta(minutes=max(0, min(minutes, 24 * 60)))).isoformat()
+    return began + timedelta(minutes=max(0, min(minutes, 24 * 60)))
 
 
 def _id(user) -> str | None:

@@ -102,9 +102,9 @@ def dump_outcome(outcome: Outcome) -> dict:
     return _SCHEMA.dump(payload)
 
 
-def load_outcome(payload: dict, reason: str | None = None,
-                 patient_id: str | None = None) -> Outcome:
-    """The outcome a stored payload holds (`reason` and `patient_id` are the row's columns)."""
+def load_outcome(payload: dict, reason: str | None = None, patient_id: str | None = None,
+                 session_id: str | None = None) -> Outcome:
+    """The outcome a stored payload holds (`reason` and the ids are the row's columns)."""
     try:
         data = _SCHEMA.load(payload)
     except ValidationError as error:
@@ -113,7 +113,7 @@ def load_outcome(payload: dict, reason: str | None = None,
     if data["outcome"] == "completed" and "session" in data:
         return Completed(data["session"])
     if data["outcome"] == "needs-read" and "read" in data:
-        return NeedsRead(data["read"], patient_id)
+        return NeedsRead(data["read"], patient_id, session_id)
     if data["outcome"] == "ignored":
         return Ignored(reason or data.get("reason") or "ignored")
     raise PayloadError(f"unreadable stored event: {data['outcome']} without its details")
@@ -136,6 +136,9 @@ def _from_version_1(data) -> dict:
                     "reason": "the session names no patient"}
         session["ended_at"] = _aware_or_none(session.get("ended_at"))
         return {"version": VERSION, "outcome": "completed", "session": session}
+    if data.get("appointment_id"):  # Healthie's thin webhook
+        return {"version": VERSION, "outcome": "needs-read", "read": {
+            "resource_type": "Appointment", "resource_id": str(data["appointment_id"])}}
     if data.get("focus") or data.get("focus_identifier"):
         focus = data.get("focus") or ""
         return {"version": VERSION, "outcome": "needs-read", "read": {

@@ -12,20 +12,17 @@ import hashlib
 
 import structlog
 from flask import Blueprint, current_app, request
-from marshmallow import ValidationError
 
-from schemas.healthie import HealthieWebhook
 from schemas.practice import PRACTICE_ID
 from service.handlers.events import record_arrival
-from service.intake.healthie import healthie_arrival
+from service.intake.healthie import read_healthie_webhook
 from service.intake.healthie_signature import NOT_SIGNED, check_headers_and_digest, verify_signature
 from service.intake.standard_webhooks import SignatureRefused
 from service.web.problems import Problem
-from service.web.webhooks import _answer, _body, _invalid, _json
+from service.web.webhooks import EVENT_REFUSALS, answer, read_body, read_door
 
 log = structlog.get_logger(__name__)
 
-HEALTHIE_WEBHOOK = HealthieWebhook()
 bp = Blueprint("healthie", __name__)
 
 
@@ -33,7 +30,7 @@ bp = Blueprint("healthie", __name__)
 def healthie_webhook(practice_id: str):
     """Receive a signed Healthie webhook (thin: ids and the event type only)."""
     services = current_app.extensions["alliance"]
-    body = _body(("application/json",))
+    body = read_body(("application/json",))
     headers = _refused_unless(lambda: check_headers_and_digest(request.headers, body))
     practice = services.practice(practice_id) if PRACTICE_ID.match(practice_id) else None
     secret = practice.healthie.get("webhook_secret") if practice else None
@@ -49,8 +46,9 @@ def healthie_webhook(practice_id: str):
             body=body,
         )
     )
-    arrival = healthie_arrival(_event(_json(body)), delivery_id(headers, body))
-    return _answer(record_arrival(services, practice, arrival))
+    arrival = read_door(lambda: read_healthie_webhook(body, delivery_id(headers, body)),
+                        EVENT_REFUSALS)
+    return answer(record_arrival(services, practice, arrival))
 
 
 def delivery_id(headers: dict[str, str], body: bytes) -> str:
@@ -62,20 +60,6 @@ def delivery_id(headers: dict[str, str], body: bytes) -> str:
     """
     digest = hashlib.sha256(headers["Signature-Input"].encode("utf-8") + b"\n" + body)
     return f"sha256:{digest.hexdigest()}"
-
-
-def _event(document) -> dict:
-    if not isinstance(document, dict):
-        raise Problem(
-            422,
-            "Invalid event",
-            "the body must be a JSON object",
-            errors={"(body)": "must be a JSON object"},
-        )
-    try:
-        return HEALTHIE_WEBHOOK.load(document)
-    except ValidationError as error:
-        raise _invalid(error) from None
 
 
 def _refused_unless(check):

@@ -31,7 +31,7 @@ MAX_BODY = 256 * 1024
 SIGNATURE_CLOCK = "ALLIANCE_SIGNATURE_CLOCK"
 JSON, FHIR_JSON = ("application/json",), ("application/fhir+json", "application/json")
 # A door's refusal (service.intake.facts.Refused) as an answer: kind -> (status, title).
-NATIVE_REFUSALS = {"unparseable": (400, "Unparseable body"), "invalid": (422, "Invalid event")}
+EVENT_REFUSALS = {"unparseable": (400, "Unparseable body"), "invalid": (422, "Invalid event")}
 FHIR_REFUSALS = {"unparseable": (400, "Invalid notification"),
                  "invalid": (422, "Invalid notification")}
 bp = Blueprint("webhooks", __name__)
@@ -42,15 +42,14 @@ def native_event(practice_id: str):
     """Receive a signed `session.completed` (or any other) native event."""
     services = current_app.extensions["alliance"]
     practice = _practice(services, practice_id)
-    body = _body(JSON)
+    body = read_body(JSON)
     _verify_standard_webhook(practice, body)
     delivery_id = request.headers["webhook-id"].strip()
     if not storable_ids(delivery_id):
         raise Problem(400, "Bad webhook-id", f"the webhook-id header is longer than {MAX_ID} "
                       "characters or holds control characters")
-    arrival = _read(lambda: native_arrival(body, delivery_id), NATIVE_REFUSALS)
-    recorded = record_arrival(services, practice, arrival)
-    return jsonify(status="accepted", **_result(recorded)), (200 if recorded.duplicate else 202)
+    arrival = read_door(lambda: native_arrival(body, delivery_id), EVENT_REFUSALS)
+    return answer(record_arrival(services, practice, arrival))
 
 
 @bp.post("/webhooks/<practice_id>/fhir")
@@ -58,9 +57,9 @@ def fhir_notification(practice_id: str):
     """Receive a FHIR R4 Subscriptions Backport notification Bundle."""
     services = current_app.extensions["alliance"]
     practice = _practice(services, practice_id)
-    body = _body(FHIR_JSON)
+    body = read_body(FHIR_JSON)
     _verify_fhir_sender(practice, body)
-    delivery = _read(lambda: fhir_arrivals(body), FHIR_REFUSALS)
+    delivery = read_door(lambda: fhir_arrivals(body), FHIR_REFUSALS)
     if not delivery.has_events:
         # Handshakes and heartbeats only prove the channel works: nothing to store.
         return jsonify(status="ok", kind=delivery.kind, duplicate=False, events=[]), 200
@@ -80,7 +79,7 @@ def _practice(services, practice_id: str):
     return practice
 
 
-def _body(content_types: tuple[str, ...]) -> bytes:
+def read_body(content_types: tuple[str, ...]) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise Problem(413, "Body too large", f"the body is over {MAX_BODY // 1024} KiB")
     if request.mimetype not in content_types:
@@ -117,13 +116,19 @@ def _verify_fhir_sender(practice, body: bytes) -> None:
                   slug="bad-signature")
 
 
-def _read(read, refusals: dict[str, tuple[int, str]]):
-    """What the door read from the body, or its refusal as problem+json."""
+def read_door(read, refusals: dict[str, tuple[int, str]]):
+    """What the door read from the body, or its refusal as problem+json (the other webhook
+    views use this, read_body and answer too)."""
     try:
         return read()
     except Refused as refused:
         status, title = refusals[refused.kind]
         raise Problem(status, title, refused.detail, errors=refused.errors or None) from None
+
+
+def answer(recorded: Recorded):
+    """The answer to one recorded event: 202, or 200 for a duplicate."""
+    return jsonify(status="accepted", **_result(recorded)), (200 if recorded.duplicate else 202)
 
 
 def _result(recorded: Recorded) -> dict:

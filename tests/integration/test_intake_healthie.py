@@ -10,6 +10,8 @@ from healthie_support import HEALTHIE_SECRET, healthie_event, healthie_practice,
 from sqlalchemy import func, select
 
 from service import practices
+from service.intake.facts import EhrRead, NeedsRead
+from service.intake.payload import load_outcome
 from service.persistence.tables import outbox, session_keys, webhook_events
 from service.web import create_app
 from support import PAYLOADS, practice_document
@@ -56,7 +58,9 @@ def test_a_status_change_is_stored_for_the_worker_and_answered_202(client, servi
     assert answered.get_json()["status"] == "accepted" and answered.get_json()["duplicate"] is False
     [event] = events(services)
     assert event["source"] == "healthie" and event["event_type"] == "appointment.updated"
-    assert event["session_id"] == "4321" and event["payload"] == {"appointment_id": "4321"}
+    # Stored through the one payload schema: the worker reads appointment 4321 from Healthie.
+    assert event["session_id"] == "4321"
+    assert load_outcome(event["payload"]) == NeedsRead(EhrRead("Appointment", "4321"))
     assert event["delivery_id"].startswith("sha256:")
     assert rows(services) == {"webhook_events": 1, "outbox": 1, "session_keys": 0}
 
@@ -79,7 +83,7 @@ def test_requests_signed_by_healthies_sample_are_accepted(services, vector):
 
 def test_an_integer_resource_id_is_the_same_appointment(client, services):
     assert post(client, healthie_event(4321)).status_code == 202
-    assert events(services)[0]["payload"] == {"appointment_id": "4321"}
+    assert load_outcome(events(services)[0]["payload"]) == NeedsRead(EhrRead("Appointment", "4321"))
 
 
 def test_a_replayed_delivery_is_a_duplicate_and_stores_nothing_more(client, services):

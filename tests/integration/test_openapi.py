@@ -10,6 +10,7 @@ import re
 
 import pytest
 import schemathesis
+from healthie_support import healthie_practice, signed
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -23,7 +24,6 @@ from service.demo import session_completed, signed_event
 from service.web import create_app
 from service.web.openapi import openapi_document
 from service.web.webhooks import SIGNATURE_CLOCK
-from healthie_support import healthie_practice, signed
 from support import DEMO_SECRET
 
 # Pages for people, the static files behind them and the demo EHR are not part of the JSON API,

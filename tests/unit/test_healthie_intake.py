@@ -4,11 +4,14 @@ the appointment read back over GraphQL."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from marshmallow import ValidationError
 
+from integrations.delivery.port import Contact
 from schemas.healthie import HealthieWebhook
+from service.intake.facts import Completed, EhrRead, Ignored, NeedsRead
 from service.intake.healthie import healthie_arrival, session_from_appointment
 from support import PAYLOADS
 
@@ -25,13 +28,13 @@ def arrival(document: dict):
 
 def test_an_updated_status_is_read_by_the_worker():
     read = arrival(fixture("appointment.updated"))
-    assert read.completed is None and read.source == "healthie"
-    assert read.payload == {"appointment_id": "67890"} and read.session_id == "67890"
-    assert read.event_type == "appointment.updated" and read.dedupe_keys == ()
+    assert read.source == "healthie" and read.session_id == "67890"
+    assert read.outcome == NeedsRead(EhrRead("Appointment", "67890"), session_id="67890")
+    assert read.event_type == "appointment.updated"
 
 
 def test_a_created_appointment_is_read_too():
-    assert arrival(fixture("appointment.created")).completed is None
+    assert isinstance(arrival(fixture("appointment.created")).outcome, NeedsRead)
 
 
 @pytest.mark.parametrize(
@@ -51,13 +54,13 @@ def test_a_created_appointment_is_read_too():
     ],
 )
 def test_what_cannot_be_a_completed_session_is_recorded_without_a_read(document, reason):
-    ignored = arrival(document)
-    assert ignored.completed is False and reason in ignored.reason and ignored.payload == {}
+    ignored = arrival(document).outcome
+    assert isinstance(ignored, Ignored) and reason in ignored.reason
 
 
 def test_integer_and_string_ids_are_the_same_session():
     as_int = arrival({**fixture("appointment.updated"), "resource_id": 67890})
-    assert as_int.payload == arrival(fixture("appointment.updated")).payload
+    assert as_int.outcome == arrival(fixture("appointment.updated")).outcome
 
 
 def test_extra_fields_are_dropped_never_kept():
@@ -102,15 +105,13 @@ OCCURRED = {
 
 
 def test_an_occurred_one_to_one_appointment_is_a_completed_session():
-    session = session_from_appointment(OCCURRED)
-    assert session == {
-        "session_id": "67890",
-        "patient_id": "77",
-        "practitioner_id": "9",
-        "ended_at": "2026-11-26T15:50:00-06:00",
-        "contact": {"phone": "+15551234567", "email": "client@example.org"},
-        "dedupe_keys": ["healthie-appointment/67890"],
-    }
+    outcome = session_from_appointment(OCCURRED)
+    assert isinstance(outcome, Completed)
+    facts = outcome.facts
+    assert (facts.session_id, facts.patient_id, facts.practitioner_id) == ("67890", "77", "9")
+    assert facts.ended_at == datetime.fromisoformat("2026-11-26T15:50:00-06:00")
+    assert facts.contact == Contact(phone="+15551234567", email="client@example.org")
+    assert facts.dedupe_keys == ("healthie-appointment/67890",)
 
 
 @pytest.mark.parametrize(
@@ -125,11 +126,11 @@ def test_an_occurred_one_to_one_appointment_is_a_completed_session():
     ],
 )
 def test_what_is_not_a_completed_session(change, reason):
-    assert reason in session_from_appointment({**OCCURRED, **change})["ignored"]
+    assert reason in session_from_appointment({**OCCURRED, **change}).reason
 
 
 def test_a_missing_appointment_is_not_a_session():
-    assert "not found" in session_from_appointment(None)["ignored"]
+    assert "not found" in session_from_appointment(None).reason
 
 
 def test_a_lone_attendee_is_the_client_and_a_local_number_is_not_guessed_at():
@@ -141,4 +142,4 @@ def test_a_lone_attendee_is_the_client_and_a_local_number_is_not_guessed_at():
             "attendees": [{"id": "80", "phone_number": "555 123 4567"}],
         }
     )
-    assert session["patient_id"] == "80" and session["contact"] is None
+    assert session.facts.patient_id == "80" and session.facts.contact is None

@@ -56,7 +56,7 @@ def load(conn: Connection, event_id: str) -> StoredEvent | None:
                        ).mappings().first()
     if row is None:
         return None
-    outcome = load_outcome(row["payload"], row["reason"], row["patient_id"])
+    outcome = load_outcome(row["payload"], row["reason"], row["patient_id"], row["session_id"])
     return StoredEvent(row["id"], row["practice_id"], row["source"], outcome, row["outcome"])
 
 
