@@ -11,6 +11,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 from integrations.delivery.contact import E164
 from integrations.settings import DEFAULT_SMS_API
 from schemas.base import StrictSchema
+from schemas.cds_hooks import CdsHooksSection
 from schemas.doors import EhrPoll, Hl7v2
 from schemas.healthie import HealthieSettings
 from schemas.identifier_systems import IdentifierSystems
@@ -170,6 +171,7 @@ class PracticeDocument(StrictSchema):
     survey = fields.Nested(SurveySettings, load_default=lambda: SurveySettings().load({}))
     rupture_rules = fields.Dict(load_default=dict)
     smart_app = fields.Nested(SmartApp, load_default=None, allow_none=True)
+    cds_hooks = fields.Nested(CdsHooksSection, load_default=None, allow_none=True)
 
     @validates("timezone")
     def _known_zone(self, value, **_kwargs):
