@@ -213,3 +213,73 @@ smart_sessions = Table(
     _when("expires_at", False),
     Index("ix_smart_sessions_expiry", "expires_at"),
 )
+
+# --- clinicians in the EHR: CDS Hooks (CONTRACT §8.1) and actions on alerts (§9.1) ------------
+
+# What a clinician is shown for one client, recomputed from the stored assessments each time a
+# survey is assessed (service/clinician/clinician_state.py): a CDS hook reads one row.
+clinician_states = Table(
+    "clinician_states", metadata,
+    Column("practice_id", String(64), primary_key=True),
+    Column("patient_id", String(200), primary_key=True),
+    Column("instrument_id", String(100)),                    # of the last returned survey
+    Column("returned_count", Integer, nullable=False),
+    Column("last_total", Float),
+    Column("last_session_at", UtcDateTime()),
+    Column("previous_total", Float),                         # the survey before, same instrument
+    Column("last_decision", String(16)),
+    Column("last_reasons", JSON, nullable=False),
+    # The open rupture: its episode, stage (rupture | unresolved) and the card shown for it.
+    Column("episode_id", String(36)),
+    Column("stage", String(16)),
+    Column("card_uuid", String(36)),
+    _when("stage_since"),                                    # an acknowledgment counts from here
+    Column("stage_session_at", UtcDateTime()),
+    Column("stage_reasons", JSON),
+    Column("opened_session_at", UtcDateTime()),
+    _when("updated_at", False),
+    Index("ix_clinician_states_card", "practice_id", "card_uuid"),
+)
+
+# Every action a clinician takes on an alert (acknowledge now; snooze and escalate come with the
+# SMART view's actions): who, what and when, per rupture episode. `note` is sealed (free text).
+alert_actions = Table(
+    "alert_actions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("episode_id", String(36), nullable=False),
+    Column("action", String(32), nullable=False),            # acknowledge | …
+    Column("actor", String(500), nullable=False),            # "Practitioner/…", "cds-client:{iss}"
+    Column("source", String(32), nullable=False),            # cds-feedback | smart-view | …
+    Column("note", Text),
+    _when("at", False),
+    Column("dedupe_key", String(100), unique=True),          # a repeated delivery adds nothing
+    Index("ix_alert_actions_episode", "episode_id", "action", "at"),
+)
+
+# CDS Hooks feedback as received (telemetry; an `acknowledged` override also adds an action).
+cds_feedback = Table(
+    "cds_feedback", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("service_id", String(100), nullable=False),
+    Column("client_iss", String(500), nullable=False),
+    Column("card_uuid", String(100), nullable=False),
+    Column("outcome", String(16), nullable=False),           # accepted | overridden
+    Column("reason_system", String(500)),
+    Column("reason_code", String(200)),
+    Column("comment", Text),                                 # sealed: the clinician's free text
+    Column("accepted_suggestions", JSON),
+    _when("outcome_at", False),
+    _when("received_at", False),
+    Column("dedupe_key", String(64), nullable=False, unique=True),
+)
+
+# JWT ids seen on CDS Hooks requests, until the token expires: a replay is refused in every web
+# process. The key is a hash of issuer and jti (both unbounded strings from the token).
+cds_token_ids = Table(
+    "cds_token_ids", metadata,
+    Column("key", String(64), primary_key=True),
+    _when("expires_at", False),
+    Index("ix_cds_token_ids_expiry", "expires_at"),
+)
