@@ -102,6 +102,8 @@ class Services:
     channel_for: Callable[[str, ChannelSettings], object] = _real_channel
     healthie_for: Callable[[Mapping], object] = _real_healthie
     relay_health: object | None = None  # set when this process runs the outbox relay
+    jwks_fetch: Callable[[str], dict] | None = None
+    _key_sets: object = field(default=None, repr=False)
     _catalogue: tuple = field(default=(None, None), repr=False)
     _practices: dict = field(default_factory=dict, repr=False)
 
@@ -136,6 +138,14 @@ class Services:
             self._practices[practice_id] = (now, found)
         return found
 
+    def cds_key_sets(self):
+        """The CDS clients' JWK Sets, fetched and cached per process (service/clinician/jwks.py)."""
+        if self._key_sets is None:
+            from service.clinician.jwks import KeySets, fetch_key_set
+
+            self._key_sets = KeySets(self.jwks_fetch or fetch_key_set, self.clock)
+        return self._key_sets
+
     def writer_for(self, ehr: EhrSettings):
         return _record_writer(self, ehr)
 
@@ -162,6 +172,7 @@ def bootstrap(
     ehr_for: Callable[[EhrSettings], object] | None = None,
     channel_for: Callable[[str, ChannelSettings], object] | None = None,
     healthie_for: Callable[[Mapping], object] | None = None,
+    jwks_fetch: Callable[[str], dict] | None = None,
 ) -> Services:
     """Wire the service from settings; pass fakes to replace any adapter."""
     make_folders(settings)
@@ -176,4 +187,5 @@ def bootstrap(
         ehr_for=ehr_for or _real_ehr,
         channel_for=channel_for or _real_channel,
         healthie_for=healthie_for or _real_healthie,
+        jwks_fetch=jwks_fetch,
     )
