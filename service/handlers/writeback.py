@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
 from integrations.ehr.records import AllianceRecord, AnswerItem, FlagRef
 from service import practices
+from service.clinician import clinician_state
 from service.domain.episodes import RuptureEpisode, assign_episode
 from service.domain.instruments import Instrument
 from service.domain.ruptures import RuptureRules, SessionObservation, assess_series
@@ -79,6 +80,7 @@ def _assessment(conn: Connection, survey: Mapping, practice: Practice, instrumen
            "interpretation": result.interpretation, "episode_id": episode and episode.id,
            "assessed_at": now}
     assessments.insert(conn, row)
+    clinician_state.refresh(conn, survey["practice_id"], survey["patient_id"], now)
     log.info("survey assessed", survey_id=survey["id"], decision=result.decision)
     return row
 
