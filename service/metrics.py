@@ -12,3 +12,6 @@ EVENTS = Counter("alliance_events_total", "Webhook events recorded, by source an
 JOBS = Counter("alliance_jobs_total", "Outbox jobs run, by kind and outcome", ["kind", "outcome"])
 JOB_SECONDS = Histogram("alliance_job_seconds", "Time to run one outbox job", ["kind"],
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+CDS_REQUESTS = Counter("alliance_cds_requests_total",
+                       "CDS Hooks requests, by endpoint and outcome (ok, or the failed token check)",
+                       ["endpoint", "outcome"])

@@ -25,7 +25,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config.update(MAX_CONTENT_LENGTH=1024 * 1024)  # the webhook routes allow 256 KiB
     app.extensions["alliance"] = services
 
-    from service.web import alerts_api, consent, healthie, hl7v2, ops, smart, surveys, webhooks
+    from service.web import (
+        alerts_api, cds_hooks, consent, healthie, hl7v2, ops, smart, surveys, webhooks,
+    )
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(hl7v2.bp)
@@ -35,6 +37,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(consent.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(alerts_api.bp)
+    app.register_blueprint(cds_hooks.bp)
     if settings.demo:
         from service.web.demo_ehr import create_demo_ehr_blueprint
         from service.web.demo_fhir import create_demo_fhir_blueprint
@@ -54,7 +57,7 @@ def _install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        if request.path.startswith(("/api/", "/webhooks/")):
+        if request.path.startswith(("/api/", "/webhooks/", "/cds/")):
             slug = (error.name or "error").lower().replace(" ", "-")
             problem = Problem(error.code or 500, error.name, error.description or error.name,
                               slug=slug)

@@ -1,0 +1,129 @@
+"""CDS Hooks 2.0 routes (CONTRACT §8.1): discovery, the two hooks, feedback.
+
+Every request, discovery included, is authenticated first (service/clinician/cds_auth.py); the
+`aud` it must carry is `{ALLIANCE_PUBLIC_URL}{path}`: the URL the EHR calls, also behind a proxy
+(the Host header is not trusted for it). Refusals are 401 problems naming the failed check.
+"""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import Schema, ValidationError
+
+from schemas.base import error_map
+from schemas.cds_hooks import FeedbackRequest, HookRequest
+from service.clinician.cds_auth import TokenRefused
+from service.clinician.cds_service import SERVICES, CdsHooks, Caller, discovery
+from service.metrics import CDS_REQUESTS
+from service.web.problems import Problem
+
+log = structlog.get_logger(__name__)
+
+EXTENSION = "alliance-cds-hooks"
+HOOK_REQUEST, FEEDBACK_REQUEST = HookRequest(), FeedbackRequest()
+bp = Blueprint("cds_hooks", __name__)
+
+
+@bp.record_once
+def _install(state) -> None:
+    state.app.extensions[EXTENSION] = CdsHooks(state.app.extensions["alliance"])
+
+
+@bp.get("/cds/<practice_id>/cds-services")
+def services_list(practice_id: str):
+    """Discovery: the two services, each with a prefetch template for the Patient."""
+    _caller(practice_id, "discovery")
+    return jsonify(discovery())
+
+
+@bp.post("/cds/<practice_id>/cds-services/<service_id>")
+def hook(practice_id: str, service_id: str):
+    """Cards for `context.patientId`, from stored state."""
+    caller = _caller(practice_id, "service")
+    hook_name = _service(service_id)
+    call = _load(HOOK_REQUEST, "Invalid hook request")
+    if call["hook"] != hook_name:
+        raise Problem(422, "Invalid hook request", f"{service_id} answers the {hook_name} hook",
+                      errors={"hook": f"must be {hook_name} for {service_id}"})
+    answer = current_app.extensions[EXTENSION].cards_for(caller.practice,
+                                                         call["context"]["patientId"])
+    log.info("cds cards", practice_id=caller.practice.id, service_id=service_id,
+             cards=[card["indicator"] for card in answer["cards"]])
+    return jsonify(answer)
+
+
+@bp.post("/cds/<practice_id>/cds-services/<service_id>/feedback")
+def feedback(practice_id: str, service_id: str):
+    """Stores the feedback; `acknowledged` overrides acknowledge the rupture (CONTRACT §9.1)."""
+    caller = _caller(practice_id, "feedback")
+    _service(service_id)
+    body = _load(FEEDBACK_REQUEST, "Invalid feedback")
+    return jsonify(current_app.extensions[EXTENSION].record_feedback(
+        caller, service_id, body["feedback"]))
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    # Browser-based CDS clients (the CDS Hooks sandbox) need CORS; no cookies are involved,
+    # every request carries its own bearer token.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    return response
+
+
+class TokenProblem(Problem):
+    """401 naming the failed check, with the WWW-Authenticate header RFC 6750 asks for."""
+
+    def __init__(self, refused: TokenRefused):
+        super().__init__(401, "Token refused", f"{refused.check}: {refused.detail}",
+                         slug="cds-token-refused")
+        self.check = refused.check
+
+    def response(self) -> Response:
+        body = {"type": "https://alliance-feedback.org/problems/cds-token-refused",
+                "title": self.title, "status": 401, "detail": self.detail, "check": self.check}
+        return Response(json.dumps(body), status=401, mimetype="application/problem+json",
+                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def _caller(practice_id: str, endpoint: str) -> Caller:
+    settings = current_app.extensions["alliance"].settings
+    try:
+        caller = current_app.extensions[EXTENSION].authenticate(
+            practice_id, request.headers.get("Authorization"), settings.public_url + request.path)
+    except TokenRefused as refused:
+        CDS_REQUESTS.labels(endpoint, refused.check).inc()
+        log.info("cds request refused", endpoint=endpoint, check=refused.check)
+        raise TokenProblem(refused) from None
+    CDS_REQUESTS.labels(endpoint, "ok").inc()
+    return caller
+
+
+def _service(service_id: str) -> str:
+    if service_id not in SERVICES:
+        raise Problem(404, "Unknown service",
+                      f"this CDS service base offers {', '.join(sorted(SERVICES))}")
+    return SERVICES[service_id]
+
+
+def _load(schema: Schema, title: str) -> dict:
+    if request.mimetype != "application/json":
+        raise Problem(415, "Unsupported media type",
+                      f"send the body as application/json, not {request.mimetype or 'nothing'}")
+    try:
+        document = json.loads(request.get_data().decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Problem(400, "Unparseable body", "the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise Problem(422, title, "the body must be a JSON object",
+                      errors={"(body)": "must be a JSON object"})
+    try:
+        return schema.load(document)
+    except ValidationError as error:
+        errors = error_map(error)
+        detail = "; ".join(f"{field}: {message}" for field, message in errors.items())
+        raise Problem(422, title, detail, errors=errors) from None
