@@ -273,6 +273,7 @@ def _register_extensions() -> None:
     from service import (
         cli_api_keys,
         cli_broker,
+        cli_clinician,
         cli_dlq,
         cli_doors,
         cli_keys,
@@ -287,6 +288,7 @@ def _register_extensions() -> None:
     cli_api_keys.register(practice, _services)
     cli_science.register(main, practice_rules_lookup=_practice_rules,
                          instruments_dir=lambda: _settings().instruments_dir)
+    cli_clinician.register(main)
     cli_dlq.register(main, _services)
 
 

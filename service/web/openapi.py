@@ -11,6 +11,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas.alerts import Alert, AlertsPage
+from schemas.cds_hooks import (
+    Cards, Discovery, FeedbackRequest, FeedbackStored, HookRequest, TokenProblem,
+)
 from schemas.events import (
     EventAccepted,
     EventOutcome,
@@ -32,6 +35,9 @@ SCHEMAS = {
     "Health": Health, "Readiness": Readiness, "Alert": Alert, "AlertsPage": AlertsPage,
     "TrendView": TrendView,
     "HealthieWebhook": HealthieWebhook,
+    "CdsDiscovery": Discovery, "CdsHookRequest": HookRequest, "CdsCards": Cards,
+    "CdsFeedbackRequest": FeedbackRequest, "CdsFeedbackStored": FeedbackStored,
+    "CdsTokenProblem": TokenProblem,
 }
 PRACTICE = {"name": "practice_id", "in": "path", "required": True, "schema": {"type": "string"},
             "description": "the practice's id, as in its document"}
@@ -210,6 +216,48 @@ def _smart_trend(spec: APISpec) -> None:
                                   ("404", "no SMART app under this practice id"))}}})
 
 
+CDS_SERVICE = {"name": "service_id", "in": "path", "required": True,
+               "schema": {"type": "string", "enum": ["alliance-patient-view",
+                                                     "alliance-encounter-start"]},
+               "description": "a service of the discovery answer"}
+CDS_REFUSED = {"description": "the bearer JWT was refused; `check` names the failed check "
+                              "(an unknown practice is refused as an unregistered iss)",
+               "content": {"application/problem+json": {"schema": "CdsTokenProblem"}}}
+
+
+def _cds_hooks(spec: APISpec) -> None:
+    security = [{"cdsClientJwt": []}]
+    spec.path("/cds/{practice_id}/cds-services", parameters=[PRACTICE], operations={"get": {
+        "summary": "CDS Hooks discovery: the alliance services for patient-view and encounter-start",
+        "security": security,
+        "responses": {"200": _json("CdsDiscovery", "the services"), "401": CDS_REFUSED,
+                      **_problems(("405", "only GET"))}}})
+    spec.path("/cds/{practice_id}/cds-services/{service_id}", parameters=[PRACTICE, CDS_SERVICE],
+              operations={"post": {
+                  "summary": "Cards for context.patientId, from stored state (no EHR call)",
+                  "security": security,
+                  "requestBody": {"required": True, "content": {
+                      "application/json": {"schema": "CdsHookRequest"}}},
+                  "responses": {
+                      "200": _json("CdsCards", "zero or one card"), "401": CDS_REFUSED,
+                      **_problems(("400", "not JSON"), ("404", "unknown service"),
+                                  ("405", "only POST"), ("413", "body over 1 MiB"),
+                                  ("415", "not application/json"),
+                                  ("422", "invalid fields, each named in `errors`"))}}})
+    spec.path("/cds/{practice_id}/cds-services/{service_id}/feedback",
+              parameters=[PRACTICE, CDS_SERVICE], operations={"post": {
+                  "summary": "Feedback on cards; an `acknowledged` override acknowledges the rupture",
+                  "security": security,
+                  "requestBody": {"required": True, "content": {
+                      "application/json": {"schema": "CdsFeedbackRequest"}}},
+                  "responses": {
+                      "200": _json("CdsFeedbackStored", "stored"), "401": CDS_REFUSED,
+                      **_problems(("400", "not JSON"), ("404", "unknown service"),
+                                  ("405", "only POST"), ("413", "body over 1 MiB"),
+                                  ("415", "not application/json"),
+                                  ("422", "invalid fields, each named in `errors`"))}}})
+
+
 def _operations(spec: APISpec) -> None:
     spec.path("/healthz", operations={"get": {
         "summary": "The process is up", "responses": {"200": _json("Health", "up")}}})
@@ -248,7 +296,11 @@ def openapi_document() -> dict:
     spec.components.security_scheme("practiceApiKey", {
         "type": "http", "scheme": "bearer",
         "description": "a practice API key from `alliance practice api-key create PRACTICE`"})
+    spec.components.security_scheme("cdsClientJwt", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "CDS Hooks 2.0 client JWT: RS384 or ES384, kid in the client's JWK Set, "
+                       "aud the exact URL called, fresh jti (see docs/clinician-view.md)"})
     for add in (_native_events, _fhir_notifications, _hl7v2, _healthie, _sms_inbound, _surveys,
-                _alerts, _smart_trend, _operations):
+                _alerts, _smart_trend, _cds_hooks, _operations):
         add(spec)
     return spec.to_dict()

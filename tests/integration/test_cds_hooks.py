@@ -266,3 +266,20 @@ def test_hook_logs_hold_ids_only(services, session, capsys):
     assert '"cards": ["warning"]' in logged
     for secret in (PATIENT, "private words", "near the bottom", card["uuid"]):
         assert secret not in logged
+
+
+def test_the_refresh_command_rebuilds_the_card_state(ehr, session, services, database, tmp_path):
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    session(LOW)
+    with services.engine.begin() as conn:
+        conn.execute(clinician_states.delete())
+    assert ehr.cards(PATIENT) == []
+    env = {"ALLIANCE_DATABASE_URL": database[0], "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
+           "ALLIANCE_VAR_DIR": str(tmp_path / "cli-var"), "ALLIANCE_LOG_FORMAT": "console"}
+    done = CliRunner().invoke(main, ["clinician", "refresh", "--practice", "northside"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "refreshed 1 client(s)" in done.output
+    assert ehr.cards(PATIENT)[0]["indicator"] == "warning"

@@ -24,6 +24,8 @@ from service.demo import session_completed, signed_event
 from service.web import create_app
 from service.web.openapi import openapi_document
 from service.web.webhooks import SIGNATURE_CLOCK
+from cds_support import ISS, client_key, save_practice
+from service.clinician.cds_client import sign_cds_jwt
 from support import DEMO_SECRET
 
 # Pages for people, the static files behind them and the demo EHR are not part of the JSON API,
@@ -36,6 +38,7 @@ HEALTHIE_PRACTICE = "northside-healthie"
 
 @pytest.fixture
 def app(services, practice, clock):
+    save_practice(services)  # northside, with a CDS Hooks client
     from service import practices
 
     # A Healthie practice too, so signed Healthie bodies reach the parser.
@@ -151,6 +154,10 @@ def _steer(case, survey_token: str, clock, api_key: str) -> dict:
         path = f"/webhooks/{HEALTHIE_PRACTICE}/healthie"
         body, headers = signed(json.dumps(case.body).encode(), path)
         return {"data": body, "headers": {k: v for k, v in headers.items() if k != "Content-Type"}}
+    if case.path.startswith("/cds/"):
+        url = "https://surveys.test" + case.formatted_path
+        token = sign_cds_jwt(client_key("ES384"), iss=ISS, aud=url, now=clock.now)
+        return {"headers": {"Authorization": f"Bearer {token}"}}
     return {}
 
 
