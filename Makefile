@@ -40,6 +40,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/cohort.py
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python benchmarks/intake_vs_flask.py
+	$(BIN)/python benchmarks/cds_vs_flask.py
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/trend_view.py

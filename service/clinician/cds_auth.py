@@ -13,8 +13,10 @@ The time checks use our clock, not PyJWT's (which reads the wall clock and canno
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
@@ -106,12 +108,18 @@ def _public_key(client: Mapping, kid: str, alg: str, key_sets: KeySets):
             or jwk.get("alg", alg) != alg or jwk.get("use", "sig") != "sig":
         raise TokenRefused("kid", f"the key with this kid is not an {alg} signing key")
     try:
-        key = jwt.PyJWK(jwk, algorithm=alg).key
+        key = _key_object(json.dumps(jwk, sort_keys=True), alg)
     except (PyJWKError, InvalidKeyError, ValueError, TypeError):
         raise TokenRefused("kid", "the key with this kid cannot be read") from None
     if kty == "RSA" and key.key_size < MIN_RSA_BITS:
         raise TokenRefused("kid", f"the RSA key is shorter than {MIN_RSA_BITS} bits")
     return key
+
+
+@lru_cache(maxsize=256)
+def _key_object(jwk_json: str, alg: str):
+    """The public key of a JWK, parsed once per process (keys are few and change rarely)."""
+    return jwt.PyJWK(json.loads(jwk_json), algorithm=alg).key
 
 
 def _signed_claims(token: str, key, alg: str, audience: str, iss: str) -> dict:

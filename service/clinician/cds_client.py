@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Mapping
@@ -45,8 +46,14 @@ def sign_cds_jwt(private_jwk: Mapping, *, iss: str, aud: str | list[str],
     header = {"kid": private_jwk["kid"], "typ": "JWT"}
     if jku:
         header["jku"] = jku
-    key = jwt.PyJWK(dict(private_jwk)).key
-    return jwt.encode(payload, key, algorithm=private_jwk["alg"], headers=header)
+    return jwt.encode(payload, _signing_key(json.dumps(private_jwk, sort_keys=True)),
+                      algorithm=private_jwk["alg"], headers=header)
+
+
+@lru_cache(maxsize=16)
+def _signing_key(private_jwk_json: str):
+    # Loading an RSA private key checks it, which costs far more than signing with it.
+    return jwt.PyJWK(json.loads(private_jwk_json)).key
 
 
 def service_url(base_url: str, practice_id: str, service_id: str | None = None) -> str:
