@@ -46,7 +46,7 @@ class Caller:
     token: VerifiedToken
 
 
-def discovery() -> dict:
+def service_descriptions() -> dict:
     services = []
     for service_id, hook in SERVICES.items():
         title, description = DESCRIPTIONS[hook]
@@ -64,30 +64,37 @@ class CdsHooks:
 
     def authenticate(self, practice_id: str, authorization: str | None, audience: str) -> Caller:
         """The caller, or TokenRefused. An unknown practice has no clients, so it is refused
-        exactly as a token from an unregistered issuer is: it does not reveal itself."""
+        exactly as a token from an unregistered issuer is: it does not reveal itself.
+
+        The `jti` is checked by the operation the caller asks for, in its own transaction (one
+        database round trip fewer per hook call): see `_remember`."""
         practice = self.services.practice(practice_id) if PRACTICE_ID.match(practice_id) else None
         section = (practice.document.get("cds_hooks") if practice else None) or {}
-        now = self.services.clock()
         token = verify_cds_token(bearer_token(authorization), clients=section.get("clients") or [],
-                                 audience=audience, now=now,
+                                 audience=audience, now=self.services.clock(),
                                  key_sets=self.services.cds_key_sets())
-        self._remember(token, now)
         return Caller(practice, token)
 
-    def _remember(self, token: VerifiedToken, now: datetime) -> None:
-        key = hashlib.sha256(f"{token.iss}\n{token.jti}".encode()).hexdigest()
-        with self.services.engine.begin() as conn:
-            if self._next_cleanup is None or now >= self._next_cleanup:
-                self._next_cleanup = now + CLEAN_EVERY
-                queries.forget_expired_token_ids(conn, now)
-            fresh = queries.remember_token_id(conn, key, token.expires_at)
-        if not fresh:
+    def _remember(self, conn, caller: Caller) -> None:
+        """Refuse a jti seen before (in any web process); forget expired ones now and then."""
+        now = self.services.clock()
+        if self._next_cleanup is None or now >= self._next_cleanup:
+            self._next_cleanup = now + CLEAN_EVERY
+            queries.forget_expired_token_ids(conn, now)
+        key = hashlib.sha256(f"{caller.token.iss}\n{caller.token.jti}".encode()).hexdigest()
+        if not queries.remember_token_id(conn, key, caller.token.expires_at):
             raise TokenRefused("jti", "this jti was used before: a token is good for one request")
 
-    def cards_for(self, practice: Practice, patient_id: str) -> dict:
-        with self.services.engine.connect() as conn:
-            state = queries.card_state(conn, practice.id, patient_id)
-        return {"cards": build_cards(state, self._card_settings(practice, state))}
+    def discovery(self, caller: Caller) -> dict:
+        with self.services.engine.begin() as conn:
+            self._remember(conn, caller)
+        return service_descriptions()
+
+    def cards_for(self, caller: Caller, patient_id: str) -> dict:
+        with self.services.engine.begin() as conn:
+            self._remember(conn, caller)
+            state = queries.card_state(conn, caller.practice.id, patient_id)
+        return {"cards": build_cards(state, self._card_settings(caller.practice, state))}
 
     def _card_settings(self, practice: Practice, state: Mapping | None) -> CardSettings:
         section = practice.document.get("cds_hooks") or {}
@@ -106,6 +113,7 @@ class CdsHooks:
         now = self.services.clock()
         acknowledged = 0
         with self.services.engine.begin() as conn:
+            self._remember(conn, caller)
             for item in items:
                 row = self._feedback_row(caller, service_id, item, now)
                 queries.add_feedback(conn, row)

@@ -16,9 +16,9 @@ from marshmallow import Schema, ValidationError
 from schemas.base import error_map
 from schemas.cds_hooks import FeedbackRequest, HookRequest
 from service.clinician.cds_auth import TokenRefused
-from service.clinician.cds_service import SERVICES, CdsHooks, Caller, discovery
+from service.clinician.cds_service import SERVICES, CdsHooks, Caller
 from service.metrics import CDS_REQUESTS
-from service.web.problems import Problem
+from service.web.problems import PROBLEM_BASE, Problem
 
 log = structlog.get_logger(__name__)
 
@@ -35,21 +35,19 @@ def _install(state) -> None:
 @bp.get("/cds/<practice_id>/cds-services")
 def services_list(practice_id: str):
     """Discovery: the two services, each with a prefetch template for the Patient."""
-    _caller(practice_id, "discovery")
-    return jsonify(discovery())
+    return jsonify(_cds().discovery(_caller(practice_id)))
 
 
 @bp.post("/cds/<practice_id>/cds-services/<service_id>")
 def hook(practice_id: str, service_id: str):
     """Cards for `context.patientId`, from stored state."""
-    caller = _caller(practice_id, "service")
+    caller = _caller(practice_id)
     hook_name = _service(service_id)
     call = _load(HOOK_REQUEST, "Invalid hook request")
     if call["hook"] != hook_name:
         raise Problem(422, "Invalid hook request", f"{service_id} answers the {hook_name} hook",
                       errors={"hook": f"must be {hook_name} for {service_id}"})
-    answer = current_app.extensions[EXTENSION].cards_for(caller.practice,
-                                                         call["context"]["patientId"])
+    answer = _cds().cards_for(caller, call["context"]["patientId"])
     log.info("cds cards", practice_id=caller.practice.id, service_id=service_id,
              cards=[card["indicator"] for card in answer["cards"]])
     return jsonify(answer)
@@ -58,15 +56,24 @@ def hook(practice_id: str, service_id: str):
 @bp.post("/cds/<practice_id>/cds-services/<service_id>/feedback")
 def feedback(practice_id: str, service_id: str):
     """Stores the feedback; `acknowledged` overrides acknowledge the rupture (CONTRACT §9.1)."""
-    caller = _caller(practice_id, "feedback")
+    caller = _caller(practice_id)
     _service(service_id)
     body = _load(FEEDBACK_REQUEST, "Invalid feedback")
-    return jsonify(current_app.extensions[EXTENSION].record_feedback(
-        caller, service_id, body["feedback"]))
+    return jsonify(_cds().record_feedback(caller, service_id, body["feedback"]))
+
+
+@bp.errorhandler(TokenRefused)
+def _refused(refused: TokenRefused):
+    CDS_REQUESTS.labels(request.endpoint or "?", refused.check).inc()
+    log.info("cds request refused", endpoint=request.endpoint, check=refused.check)
+    return _token_problem(refused)
 
 
 @bp.after_request
 def _cors(response: Response) -> Response:
+    if response.status_code != 401:
+        outcome = "ok" if response.status_code == 200 else str(response.status_code)
+        CDS_REQUESTS.labels(request.endpoint or "?", outcome).inc()
     # Browser-based CDS clients (the CDS Hooks sandbox) need CORS; no cookies are involved,
     # every request carries its own bearer token.
     response.headers["Access-Control-Allow-Origin"] = "*"
@@ -75,32 +82,23 @@ def _cors(response: Response) -> Response:
     return response
 
 
-class TokenProblem(Problem):
-    """401 naming the failed check, with the WWW-Authenticate header RFC 6750 asks for."""
-
-    def __init__(self, refused: TokenRefused):
-        super().__init__(401, "Token refused", f"{refused.check}: {refused.detail}",
-                         slug="cds-token-refused")
-        self.check = refused.check
-
-    def response(self) -> Response:
-        body = {"type": "https://alliance-feedback.org/problems/cds-token-refused",
-                "title": self.title, "status": 401, "detail": self.detail, "check": self.check}
-        return Response(json.dumps(body), status=401, mimetype="application/problem+json",
-                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+def _token_problem(refused: TokenRefused) -> Response:
+    """401 problem naming the failed check, with the WWW-Authenticate header of RFC 6750."""
+    body = {"type": PROBLEM_BASE + "cds-token-refused", "title": "Token refused", "status": 401,
+            "detail": f"{refused.check}: {refused.detail}", "check": refused.check}
+    return Response(json.dumps(body), status=401, mimetype="application/problem+json",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def _caller(practice_id: str, endpoint: str) -> Caller:
+def _cds() -> CdsHooks:
+    return current_app.extensions[EXTENSION]
+
+
+def _caller(practice_id: str) -> Caller:
+    """Authenticate the request (TokenRefused becomes a 401 problem, see `_refused`)."""
     settings = current_app.extensions["alliance"].settings
-    try:
-        caller = current_app.extensions[EXTENSION].authenticate(
-            practice_id, request.headers.get("Authorization"), settings.public_url + request.path)
-    except TokenRefused as refused:
-        CDS_REQUESTS.labels(endpoint, refused.check).inc()
-        log.info("cds request refused", endpoint=endpoint, check=refused.check)
-        raise TokenProblem(refused) from None
-    CDS_REQUESTS.labels(endpoint, "ok").inc()
-    return caller
+    return _cds().authenticate(practice_id, request.headers.get("Authorization"),
+                               settings.public_url + request.path)
 
 
 def _service(service_id: str) -> str:
