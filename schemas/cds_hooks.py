@@ -78,8 +78,8 @@ class Tolerant(Schema):
         unknown = EXCLUDE
 
 
-IDENTIFIER = [validate.Length(min=1, max=200),
-              validate.Regexp(r"\A[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")]
+NO_CONTROL = validate.Regexp(r"\A[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")
+IDENTIFIER = [validate.Length(min=1, max=200), NO_CONTROL]
 
 
 class HookContext(Tolerant):

@@ -109,8 +109,9 @@ def _info_card(state: Mapping, settings: CardSettings) -> dict:
 def _latest_line(state: Mapping, settings: CardSettings) -> str:
     if state["last_total"] is None:
         return "No survey returned since the rupture."
-    return (f"Latest returned survey: alliance total {_score(state['last_total'], settings.total_max)}"
-            f" after the session of {_date(state['last_session_at'], settings)}.")
+    total = _score(state["last_total"], settings.total_max)
+    return (f"Latest returned survey: alliance total {total} after the session of "
+            f"{_date(state['last_session_at'], settings)}.")
 
 
 def _add_trend_link(card: dict, settings: CardSettings) -> None:

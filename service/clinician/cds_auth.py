@@ -33,6 +33,7 @@ ALGORITHMS = {"RS384": ("RSA", None), "ES384": ("EC", "P-384")}
 SKEW = timedelta(seconds=60)
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]
 MIN_RSA_BITS = 2048
+UNREGISTERED_ISS = "the token's iss is not a CDS client registered for this practice"
 
 
 class TokenRefused(Exception):
@@ -54,7 +55,8 @@ class VerifiedToken:
 def bearer_token(authorization: str | None) -> str:
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise TokenRefused("authorization", "send the CDS client's JWT as 'Authorization: Bearer …'")
+        raise TokenRefused("authorization",
+                           "send the CDS client's JWT as 'Authorization: Bearer …'")
     return token.strip()
 
 
@@ -93,7 +95,7 @@ def _client(clients: Sequence[Mapping], iss: object) -> Mapping:
     for client in clients:
         if isinstance(iss, str) and client["iss"] == iss:
             return client
-    raise TokenRefused("iss", "the token's iss is not a CDS client registered for this practice")
+    raise TokenRefused("iss", UNREGISTERED_ISS)
 
 
 def _public_key(client: Mapping, kid: str, alg: str, key_sets: KeySets):
@@ -129,17 +131,19 @@ def _signed_claims(token: str, key, alg: str, audience: str, iss: str) -> dict:
         return jwt.decode(token, key, algorithms=[alg], audience=audience, issuer=iss,
                           options=options)
     except InvalidSignatureError:
-        raise TokenRefused("signature", "the signature does not verify with the client's key") from None
+        raise TokenRefused("signature",
+                           "the signature does not verify with the client's key") from None
     except InvalidAudienceError:
         raise TokenRefused("aud", f"aud must be the URL called: {audience}") from None
     except MissingRequiredClaimError as error:
         raise TokenRefused(error.claim, f"the token has no {error.claim} claim") from None
     except InvalidIssuerError:
-        raise TokenRefused("iss", "the token's iss is not a CDS client registered for this practice") from None
+        raise TokenRefused("iss", UNREGISTERED_ISS) from None
     except InvalidJTIError:
         raise TokenRefused("jti", "the jti claim must be a string") from None
     except InvalidTokenError as error:
-        raise TokenRefused("token", f"the token cannot be verified ({type(error).__name__})") from None
+        raise TokenRefused("token",
+                           f"the token cannot be verified ({type(error).__name__})") from None
 
 
 def _check_times(claims: Mapping, now: datetime) -> datetime:

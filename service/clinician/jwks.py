@@ -26,6 +26,7 @@ STALE = timedelta(hours=1)
 RETRY = timedelta(seconds=30)
 MAX_BYTES = 64 * 1024
 TIMEOUT_SECONDS = 3.0
+HEADERS = {"Accept": "application/json", "User-Agent": USER_AGENT}
 
 
 class KeySetUnavailable(Exception):
@@ -41,7 +42,7 @@ def fetch_key_set(url: str, timeout: float = TIMEOUT_SECONDS) -> dict:
     deadline = time.monotonic() + timeout
     try:
         with requests.get(url, timeout=timeout, allow_redirects=False, stream=True,
-                          headers={"Accept": "application/json", "User-Agent": USER_AGENT}) as answer:
+                          headers=HEADERS) as answer:
             if 300 <= answer.status_code < 400:
                 raise KeySetUnavailable(
                     f"the key set URL answered {answer.status_code}: redirects are not followed")
@@ -49,7 +50,8 @@ def fetch_key_set(url: str, timeout: float = TIMEOUT_SECONDS) -> dict:
                 raise KeySetUnavailable(f"the key set URL answered {answer.status_code}")
             body = _read_bounded(answer, deadline)
     except requests.RequestException as error:
-        raise KeySetUnavailable(f"the key set could not be fetched ({type(error).__name__})") from None
+        problem = f"the key set could not be fetched ({type(error).__name__})"
+        raise KeySetUnavailable(problem) from None
     try:
         document = json.loads(body)
     except ValueError:

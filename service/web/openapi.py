@@ -228,7 +228,7 @@ CDS_REFUSED = {"description": "the bearer JWT was refused; `check` names the fai
 def _cds_hooks(spec: APISpec) -> None:
     security = [{"cdsClientJwt": []}]
     spec.path("/cds/{practice_id}/cds-services", parameters=[PRACTICE], operations={"get": {
-        "summary": "CDS Hooks discovery: the alliance services for patient-view and encounter-start",
+        "summary": "CDS Hooks discovery: the services for patient-view and encounter-start",
         "security": security,
         "responses": {"200": _json("CdsDiscovery", "the services"), "401": CDS_REFUSED,
                       **_problems(("405", "only GET"))}}})
@@ -246,7 +246,7 @@ def _cds_hooks(spec: APISpec) -> None:
                                   ("422", "invalid fields, each named in `errors`"))}}})
     spec.path("/cds/{practice_id}/cds-services/{service_id}/feedback",
               parameters=[PRACTICE, CDS_SERVICE], operations={"post": {
-                  "summary": "Feedback on cards; an `acknowledged` override acknowledges the rupture",
+                  "summary": "Feedback on cards; `acknowledged` acknowledges the rupture",
                   "security": security,
                   "requestBody": {"required": True, "content": {
                       "application/json": {"schema": "CdsFeedbackRequest"}}},

@@ -277,7 +277,8 @@ def test_the_refresh_command_rebuilds_the_card_state(ehr, session, services, dat
     with services.engine.begin() as conn:
         conn.execute(clinician_states.delete())
     assert ehr.cards(PATIENT) == []
-    env = {"ALLIANCE_DATABASE_URL": database[0], "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
+    env = {"ALLIANCE_DATABASE_URL": database[0],
+           "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
            "ALLIANCE_VAR_DIR": str(tmp_path / "cli-var"), "ALLIANCE_LOG_FORMAT": "console"}
     done = CliRunner().invoke(main, ["clinician", "refresh", "--practice", "northside"], env=env)
     assert done.exit_code == 0, done.output

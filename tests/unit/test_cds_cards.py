@@ -137,7 +137,8 @@ def test_an_acknowledged_rupture_stays_as_info_and_says_who_and_when():
     assert "Acknowledged by Practitioner/prac-3 on 2026-11-09" in card["detail"]
     assert "overrideReasons" not in card
     via_cds = dict(row, acknowledged_by="cds-client:https://ehr.test")
-    assert "a clinician in the EHR (CDS Hooks feedback)" in build_cards(via_cds, SETTINGS)[0]["detail"]
+    detail = build_cards(via_cds, SETTINGS)[0]["detail"]
+    assert "a clinician in the EHR (CDS Hooks feedback)" in detail
 
 
 def test_a_long_reason_is_cut_at_a_word_under_140_characters():

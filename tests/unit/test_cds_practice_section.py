@@ -9,7 +9,8 @@ import pytest
 
 from service import practices
 from service.clinician.cds_client import (
-    DEMO_CLIENT_FILE, demo_cds_client, generate_private_jwk, public_key_set, sign_cds_jwt,
+    DEMO_CLIENT_FILE, demo_cds_client, generate_private_jwk, public_jwk, public_key_set,
+    sign_cds_jwt,
 )
 from service.config import Settings
 from support import ROOT, practice_document
@@ -41,8 +42,8 @@ def test_a_section_with_a_key_set_url_or_an_inline_set_is_accepted():
      "keys[0]: holds private key material; give the public key only"),
     ({"iss": "https://e.test", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}},
      "keys[0]: kty must be RSA or EC"),
-    ({"iss": "https://e.test", "jwks": {"keys": [dict(public_key_set(KEY)["keys"][0],
-                                                      alg="HS256")]}}, "alg must be RS384 or ES384"),
+    ({"iss": "https://e.test", "jwks": {"keys": [dict(public_jwk(KEY), alg="HS256")]}},
+     "alg must be RS384 or ES384"),
     ({"iss": "https://e.test", "jwks": {"keys": [{"kty": "EC", "crv": "P-384"}]}},
      "keys[0]: needs a kid"),
     ({"iss": "https://e.test", "jwks": {"keys": []}}, "must be a JWK Set"),
@@ -57,7 +58,8 @@ def test_a_wrong_client_is_refused_naming_the_field(client, expected):
 def test_clients_are_required_and_each_issuer_listed_once():
     assert any("cds_hooks.clients" in line for line in problems({"info_cards": True}))
     same = {"iss": "https://e.test", "jwks_url": "https://e.test/jwks"}
-    assert any("each iss may be listed once" in line for line in problems({"clients": [same, same]}))
+    twice = problems({"clients": [same, same]})
+    assert any("each iss may be listed once" in line for line in twice)
 
 
 def test_the_demo_practice_trusts_exactly_the_demo_ehr_key():
