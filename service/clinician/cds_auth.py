@@ -84,11 +84,10 @@ def verify_cds_token(token: str, *, clients: Sequence[Mapping], audience: str, n
 
 def _unverified(token: str) -> tuple[dict, dict]:
     try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
+        unverified = jwt.decode_complete(token, options={"verify_signature": False})
     except InvalidTokenError:
         raise TokenRefused("token", "the bearer token is not a JWT") from None
-    return header, claims
+    return unverified["header"], unverified["payload"]
 
 
 def _client(clients: Sequence[Mapping], iss: object) -> Mapping:
