@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from cds_support import ENCOUNTER_START, PATIENT_VIEW, Ehr, client_key, hook_body, save_practice
 from service.persistence.tables import alert_actions, cds_feedback, clinician_states
-from support import answer_one_survey
+from support import TEST_SECRET_KEY, answer_one_survey
 
 PATIENT = "pat-17"
 LOW = {"bond": 2, "goals": 1, "approach": 2, "overall": 1, "tension": True, "tension_intensity": 5}
@@ -278,7 +278,7 @@ def test_the_refresh_command_rebuilds_the_card_state(ehr, session, services, dat
         conn.execute(clinician_states.delete())
     assert ehr.cards(PATIENT) == []
     env = {"ALLIANCE_DATABASE_URL": database[0],
-           "ALLIANCE_SECRET_KEY": "test-secret-key-" + "x" * 40,
+           "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY,
            "ALLIANCE_VAR_DIR": str(tmp_path / "cli-var"), "ALLIANCE_LOG_FORMAT": "console"}
     done = CliRunner().invoke(main, ["clinician", "refresh", "--practice", "northside"], env=env)
     assert done.exit_code == 0, done.output

@@ -13,7 +13,7 @@ from service.clinician.cds_client import (
     sign_cds_jwt,
 )
 from service.config import Settings
-from support import ROOT, practice_document
+from support import ROOT, TEST_SECRET_KEY, practice_document
 
 KEY = generate_private_jwk("ES384", kid="k1")
 
@@ -75,7 +75,7 @@ def test_the_demo_practice_trusts_exactly_the_demo_ehr_key():
 
 
 def test_the_demo_key_is_only_handed_out_in_demo_mode(tmp_path):
-    env = {"ALLIANCE_VAR_DIR": str(tmp_path), "ALLIANCE_SECRET_KEY": "k" * 40}
+    env = {"ALLIANCE_VAR_DIR": str(tmp_path), "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY}
     with pytest.raises(RuntimeError, match="ALLIANCE_DEMO=1"):
         demo_cds_client(Settings.from_env(env))
     client = demo_cds_client(Settings.from_env({**env, "ALLIANCE_DEMO": "1"}))
