@@ -233,6 +233,7 @@ def test_a_kid_of_the_wrong_key_type_is_refused(ehr):
     assert_refused(call(ehr, raw), "kid")
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_a_short_rsa_key_is_refused(services):
     weak = RSAAlgorithm.to_jwk(rsa.generate_private_key(public_exponent=65537, key_size=1024),
                                as_dict=True)
