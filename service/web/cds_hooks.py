@@ -48,8 +48,9 @@ def hook(practice_id: str, service_id: str):
         raise Problem(422, "Invalid hook request", f"{service_id} answers the {hook_name} hook",
                       errors={"hook": f"must be {hook_name} for {service_id}"})
     answer = _cds().cards_for(caller, call["context"]["patientId"])
-    log.info("cds cards", practice_id=caller.practice.id, service_id=service_id,
-             cards=[card["indicator"] for card in answer["cards"]])
+    # Said on the request's own log line (ids and indicators only): one line per call.
+    structlog.contextvars.bind_contextvars(practice_id=caller.practice.id,
+                                          cards=[card["indicator"] for card in answer["cards"]])
     return jsonify(answer)
 
 

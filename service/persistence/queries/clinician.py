@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, select
 
 from service.persistence.sql import insert_if_absent
 from service.persistence.tables import (
@@ -71,6 +71,8 @@ _CARD_STATE = (
         _acknowledgment.c.episode_id == clinician_states.c.episode_id,
         _acknowledgment.c.action == "acknowledge",
         _acknowledgment.c.at >= clinician_states.c.stage_since))
+    .where(clinician_states.c.practice_id == bindparam("practice_id"),
+           clinician_states.c.patient_id == bindparam("patient_id"))
     .order_by(_acknowledgment.c.at)
     .limit(1)
 )
@@ -79,10 +81,9 @@ _CARD_STATE = (
 def card_state(conn: Connection, practice_id: str, patient_id: str) -> dict | None:
     """One query on the request path: the client's state and its first acknowledgment made
     since the current stage of the open rupture began (none: acknowledged_at is None)."""
-    row = conn.execute(_CARD_STATE.where(
-        clinician_states.c.practice_id == practice_id,
-        clinician_states.c.patient_id == patient_id)).mappings().first()
-    return dict(row) if row else None
+    row = conn.execute(_CARD_STATE, {"practice_id": practice_id, "patient_id": patient_id})
+    found = row.mappings().first()
+    return dict(found) if found else None
 
 
 def state_for_card(conn: Connection, practice_id: str, card_uuid: str) -> dict | None:
