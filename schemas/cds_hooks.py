@@ -3,6 +3,8 @@ discovery, service and feedback endpoints (for validation and for the OpenAPI do
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.base import StrictSchema
@@ -78,8 +80,10 @@ class Tolerant(Schema):
         unknown = EXCLUDE
 
 
-NO_CONTROL = validate.Regexp(r"\A[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")
-IDENTIFIER = [validate.Length(min=1, max=200), NO_CONTROL]
+# What we store or look up: PostgreSQL text cannot hold NUL, SQLite cannot bind a lone surrogate.
+STORABLE = validate.Regexp(r"\A[^\x00-\x1f\x7f\ud800-\udfff]*\Z",
+                           error="must not contain control characters or unpaired surrogates")
+IDENTIFIER = [validate.Length(min=1, max=200), STORABLE]
 
 
 class HookContext(Tolerant):
@@ -99,8 +103,8 @@ class HookRequest(Tolerant):
 
 
 class Coding(Tolerant):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    system = fields.String(validate=validate.Length(max=500))
+    code = fields.String(required=True, validate=[validate.Length(min=1, max=200), STORABLE])
+    system = fields.String(validate=[validate.Length(max=500), STORABLE])
     display = fields.String(validate=validate.Length(max=500))
 
 
@@ -110,15 +114,17 @@ class OverrideReason(Tolerant):
 
 
 class AcceptedSuggestion(Tolerant):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    id = fields.String(required=True, validate=[validate.Length(min=1, max=100), STORABLE])
 
 
 class FeedbackItem(Tolerant):
-    card = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    card = fields.String(required=True, validate=[validate.Length(min=1, max=100), STORABLE])
     outcome = fields.String(required=True, validate=validate.OneOf(["accepted", "overridden"]))
     acceptedSuggestions = fields.List(fields.Nested(AcceptedSuggestion))
     overrideReason = fields.Nested(OverrideReason)
-    outcomeTimestamp = fields.AwareDateTime(required=True, format="iso")
+    # Bounded, so converting to UTC can never leave the calendar (year 1 at +05:00 would).
+    outcomeTimestamp = fields.AwareDateTime(required=True, format="iso", validate=validate.Range(
+        datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc)))
 
 
 class FeedbackRequest(Tolerant):

@@ -284,3 +284,30 @@ def test_the_refresh_command_rebuilds_the_card_state(ehr, session, services, dat
     assert done.exit_code == 0, done.output
     assert "refreshed 1 client(s)" in done.output
     assert ehr.cards(PATIENT)[0]["indicator"] == "warning"
+
+
+@pytest.mark.parametrize("bad", ["card\x00", "card\udb20", "card\n"])
+def test_feedback_that_cannot_be_stored_is_refused_not_a_server_error(ehr, bad):
+    """Found by schemathesis: PostgreSQL refuses NUL in text, SQLite a lone surrogate."""
+    path, headers = _signed(ehr, PATIENT_VIEW, "/feedback")
+    items = [{"card": bad, "outcome": "accepted", "outcomeTimestamp": "2026-11-26T15:00:00Z"},
+             {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-26T15:00:00Z",
+              "overrideReason": {"reason": {"code": bad}}, "acceptedSuggestions": [{"id": bad}]}]
+    answer = ehr.client.post(path, headers=headers, json={"feedback": items})
+    assert answer.status_code == 422
+    assert {"feedback.0.card", "feedback.1.overrideReason.reason.code",
+            "feedback.1.acceptedSuggestions.0.id"} <= set(answer.get_json()["errors"])
+
+
+def test_a_patient_id_that_cannot_be_looked_up_is_refused(ehr):
+    path, headers = _signed(ehr, PATIENT_VIEW)
+    answer = ehr.client.post(path, headers=headers, json=hook_body(patient_id="pat\udb20"))
+    assert answer.status_code == 422 and "context.patientId" in answer.get_json()["errors"]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_a_feedback_time_off_the_calendar_is_refused(ehr, when):
+    path, headers = _signed(ehr, PATIENT_VIEW, "/feedback")
+    answer = ehr.client.post(path, headers=headers, json={"feedback": [
+        {"card": "c", "outcome": "accepted", "outcomeTimestamp": when}]})
+    assert answer.status_code == 422 and "feedback.0.outcomeTimestamp" in answer.get_json()["errors"]
