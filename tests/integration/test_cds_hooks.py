@@ -310,4 +310,5 @@ def test_a_feedback_time_off_the_calendar_is_refused(ehr, when):
     path, headers = _signed(ehr, PATIENT_VIEW, "/feedback")
     answer = ehr.client.post(path, headers=headers, json={"feedback": [
         {"card": "c", "outcome": "accepted", "outcomeTimestamp": when}]})
-    assert answer.status_code == 422 and "feedback.0.outcomeTimestamp" in answer.get_json()["errors"]
+    assert answer.status_code == 422
+    assert "feedback.0.outcomeTimestamp" in answer.get_json()["errors"]
