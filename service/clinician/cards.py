@@ -70,7 +70,8 @@ def _rupture_card(state: Mapping, settings: CardSettings) -> dict:
     reasons = list(state["stage_reasons"] or [])
     if reasons and not unresolved:
         summary += f": {reasons[0]}"
-    detail = [f"**Seen after the session of {_date(state['stage_session_at'], settings)}:**", ""]
+    # Plain lines and a list: read well as markdown (CDS Hooks) and as plain text.
+    detail = [f"Seen after the session of {_date(state['stage_session_at'], settings)}:", ""]
     detail += [f"- {_escape(reason)}" for reason in reasons] or ["- (no reasons stored)"]
     detail += ["", _latest_line(state, settings)]
     card = {"uuid": state["card_uuid"], "source": dict(SOURCE),

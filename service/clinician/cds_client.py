@@ -134,9 +134,10 @@ class DemoCdsClient:
 
 
 def demo_cds_client(settings: Settings) -> DemoCdsClient:
-    """The demo EHR's CDS client key: only with ALLIANCE_DEMO=1 (its public half is in
-    deploy/demo-practice.json, so it is trusted by the demo practice and by nothing else)."""
+    """The demo EHR's CDS client: only with ALLIANCE_DEMO=1. Its public key is in
+    deploy/demo-practice.json, so it is trusted by the demo practice and by nothing else; its
+    `iss` is the demo EHR's FHIR base on this server, as the practice document names it."""
     if not settings.demo:
         raise RuntimeError("the demo CDS client key is for ALLIANCE_DEMO=1 only")
     document = json.loads(DEMO_CLIENT_FILE.read_text())
-    return DemoCdsClient(document["iss"], document["private_jwk"])
+    return DemoCdsClient(f"{settings.public_url}/demo/fhir", document["private_jwk"])

@@ -29,7 +29,8 @@ def test_the_demo_ehr_opens_the_alliance_trend_in_its_panel(browser, site):
     try:
         page.goto(f"{site.base_url}/demo/ehr/")
         assert page.get_by_role("heading", level=1).inner_text().startswith("Dana Demo")
-        page.get_by_role("link", name="Alliance trend", exact=True).click()
+        # The app's own launcher (the CDS card, when the demo patient has one, links there too)
+        page.locator("a.launch").get_by_text("Alliance trend", exact=True).click()
         frame = page.frame_locator("iframe[name='trend']")
         frame.get_by_role("heading", name="Alliance trend", level=1).wait_for()
         text = frame.locator("main").inner_text()

@@ -85,7 +85,7 @@ def test_an_open_rupture_gives_one_warning_card_with_the_reasons_and_the_session
     assert card["indicator"] == "warning"
     assert card["summary"] == f"Alliance rupture after the session of 2026-11-09: {RUPTURE_REASON}"
     assert len(card["summary"]) <= SUMMARY_LIMIT
-    assert "**Seen after the session of 2026-11-09:**" in card["detail"]
+    assert card["detail"].startswith("Seen after the session of 2026-11-09:\n\n- ")
     assert f"- {RUPTURE_REASON}" in card["detail"]
     assert [r["code"] for r in card["overrideReasons"]] == ["acknowledged"]
     assert card["overrideReasons"][0]["display"]

@@ -62,14 +62,17 @@ def test_clients_are_required_and_each_issuer_listed_once():
     assert any("each iss may be listed once" in line for line in twice)
 
 
-def test_the_demo_practice_trusts_exactly_the_demo_ehr_key():
+def test_the_demo_practice_trusts_exactly_the_demo_ehr_key(tmp_path):
     document = practices.validate_document(
         json.loads((ROOT / "deploy" / "demo-practice.json").read_text()))
-    demo = json.loads(DEMO_CLIENT_FILE.read_text())
+    demo = demo_cds_client(Settings.from_env({  # make run's settings
+        "ALLIANCE_VAR_DIR": str(tmp_path), "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY,
+        "ALLIANCE_DEMO": "1"}))
     (client,) = document["cds_hooks"]["clients"]
-    assert client["iss"] == demo["iss"]
-    assert client["jwks"] == public_key_set(demo["private_jwk"])
-    token = sign_cds_jwt(demo["private_jwk"], iss=demo["iss"], aud="https://x.test")
+    assert client["iss"] == demo.iss == "http://127.0.0.1:8000/demo/fhir"
+    assert client["jwks"] == public_key_set(demo.private_jwk)
+    assert json.loads(DEMO_CLIENT_FILE.read_text())["private_jwk"] == demo.private_jwk
+    token = sign_cds_jwt(demo.private_jwk, iss=demo.iss, aud="https://x.test")
     (public,) = client["jwks"]["keys"]
     assert jwt.decode(token, jwt.PyJWK(public).key, algorithms=["ES384"], audience="https://x.test")
 
