@@ -24,10 +24,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    PRACTICE_ID, MemorySampler, fresh_database, free_port, practice_document, prepare_service,
-    run_facts, run_folder, save_result, service_env, start_web,
+    PRACTICE_ID,
+    MemorySampler,
+    free_port,
+    fresh_database,
+    practice_document,
+    prepare_service,
+    run_facts,
+    run_folder,
+    save_result,
+    service_env,
+    start_web,
 )
 from intake_vs_flask import LUA, run_wrk  # noqa: E402
+
 from service.clinician import cds_client  # noqa: E402
 
 ISS = "https://ehr.bench.test/fhir"

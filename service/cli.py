@@ -288,7 +288,7 @@ def _register_extensions() -> None:
     cli_api_keys.register(practice, _services)
     cli_science.register(main, practice_rules_lookup=_practice_rules,
                          instruments_dir=lambda: _settings().instruments_dir)
-    cli_clinician.register(main)
+    cli_clinician.register(main, _services)
     cli_dlq.register(main, _services)
 
 

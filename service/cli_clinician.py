@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 
-def register(main: click.Group) -> None:
+def register(main: click.Group, services: Callable) -> None:
+    """Add the `clinician` group; `services` builds the service from the environment."""
+
     @main.group()
     def clinician() -> None:
         """What clinicians see in their EHR (CDS Hooks cards)."""
@@ -17,10 +21,9 @@ def register(main: click.Group) -> None:
 
         Each assessment already does this for its client; run it once after upgrading a
         database that holds assessments made before the CDS service existed."""
-        from service.cli import _services
         from service.clinician.clinician_state import refresh_all
 
-        services = _services()
-        with services.engine.begin() as conn:
-            count = refresh_all(conn, services.clock(), practice_id)
+        built = services()
+        with built.engine.begin() as conn:
+            count = refresh_all(conn, built.clock(), practice_id)
         click.echo(f"refreshed {count} client(s)")

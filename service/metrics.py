@@ -13,5 +13,5 @@ JOBS = Counter("alliance_jobs_total", "Outbox jobs run, by kind and outcome", ["
 JOB_SECONDS = Histogram("alliance_job_seconds", "Time to run one outbox job", ["kind"],
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 CDS_REQUESTS = Counter("alliance_cds_requests_total",
-                       "CDS Hooks requests, by endpoint and outcome (ok, or the failed token check)",
+                       "CDS Hooks requests by endpoint and outcome (ok, status, failed check)",
                        ["endpoint", "outcome"])

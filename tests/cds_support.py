@@ -4,7 +4,7 @@ signs its calls (through service.clinician.cds_client, as the demo and the bench
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 
 from service import practices
 from service.clinician import cds_client
@@ -16,7 +16,7 @@ PATIENT_VIEW = "alliance-patient-view"
 ENCOUNTER_START = "alliance-encounter-start"
 
 
-@lru_cache(maxsize=None)
+@cache
 def client_key(alg: str = "ES384", kid: str | None = None) -> dict:
     """A generated private JWK, the same for the whole run (RSA keys take a moment to make)."""
     return cds_client.generate_private_jwk(alg, kid=kid or f"test-{alg.lower()}")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from service.domain.scoring import plain_number

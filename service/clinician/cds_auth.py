@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
-from typing import Mapping, Sequence
+from functools import lru_cache
 
 import jwt
 from jwt.exceptions import (
-    InvalidAudienceError, InvalidIssuerError, InvalidJTIError, InvalidKeyError,
-    InvalidSignatureError, InvalidTokenError, MissingRequiredClaimError, PyJWKError,
+    InvalidAudienceError,
+    InvalidIssuerError,
+    InvalidJTIError,
+    InvalidKeyError,
+    InvalidSignatureError,
+    InvalidTokenError,
+    MissingRequiredClaimError,
+    PyJWKError,
 )
 
 from service.clinician.jwks import KeySets, KeySetUnavailable, UnknownKey

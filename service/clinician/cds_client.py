@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa

@@ -26,7 +26,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["alliance"] = services
 
     from service.web import (
-        alerts_api, cds_hooks, consent, healthie, hl7v2, ops, smart, surveys, webhooks,
+        alerts_api,
+        cds_hooks,
+        consent,
+        healthie,
+        hl7v2,
+        ops,
+        smart,
+        surveys,
+        webhooks,
     )
 
     app.register_blueprint(webhooks.bp)

@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError
 from schemas.base import error_map
 from schemas.cds_hooks import FeedbackRequest, HookRequest
 from service.clinician.cds_auth import TokenRefused
-from service.clinician.cds_service import SERVICES, CdsHooks, Caller
+from service.clinician.cds_service import SERVICES, Caller, CdsHooks
 from service.metrics import CDS_REQUESTS
 from service.web.problems import PROBLEM_BASE, Problem
 

@@ -12,7 +12,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas.alerts import Alert, AlertsPage
 from schemas.cds_hooks import (
-    Cards, Discovery, FeedbackRequest, FeedbackStored, HookRequest, TokenProblem,
+    Cards,
+    Discovery,
+    FeedbackRequest,
+    FeedbackStored,
+    HookRequest,
+    TokenProblem,
 )
 from schemas.events import (
     EventAccepted,

@@ -10,9 +10,9 @@ import time
 from functools import partial
 
 import pytest
+from cds_support import ISS, Ehr, client_key, save_practice
 from werkzeug import Response
 
-from cds_support import ISS, Ehr, client_key, save_practice
 from service.bootstrap import bootstrap
 from service.clinician.cds_client import public_jwk
 from service.clinician.jwks import FRESH, MAX_BYTES, RETRY, STALE, fetch_key_set

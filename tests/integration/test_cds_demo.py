@@ -7,7 +7,6 @@ import html
 
 import pytest
 import requests
-
 from demo_site import DEMO_SECRET, demo_site
 from trend_history import DIP, GOOD, seed_history
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cds_support import ENCOUNTER_START, PATIENT_VIEW, Ehr, client_key, hook_body, save_practice
 from sqlalchemy import select
 
-from cds_support import ENCOUNTER_START, PATIENT_VIEW, Ehr, client_key, hook_body, save_practice
 from service.persistence.tables import alert_actions, cds_feedback, clinician_states
 from support import TEST_SECRET_KEY, answer_one_survey
 

@@ -10,6 +10,7 @@ import re
 
 import pytest
 import schemathesis
+from cds_support import ISS, client_key, save_practice
 from healthie_support import healthie_practice, signed
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -20,12 +21,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service.clinician.cds_client import sign_cds_jwt
 from service.demo import session_completed, signed_event
 from service.web import create_app
 from service.web.openapi import openapi_document
 from service.web.webhooks import SIGNATURE_CLOCK
-from cds_support import ISS, client_key, save_practice
-from service.clinician.cds_client import sign_cds_jwt
 from support import DEMO_SECRET
 
 # Pages for people, the static files behind them and the demo EHR are not part of the JSON API,

@@ -13,14 +13,21 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from cds_support import (
+    ISS,
+    PATIENT_VIEW,
+    Ehr,
+    client_key,
+    default_clients,
+    hook_body,
+    save_practice,
+    spec_key_set,
+    spec_private_key,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from cds_support import (
-    ISS, PATIENT_VIEW, Ehr, client_key, default_clients, hook_body, save_practice,
-    spec_key_set, spec_private_key,
-)
 from service.bootstrap import bootstrap
 from service.clinician.cds_client import public_jwk, sign_cds_jwt
 from service.persistence.db import make_engine

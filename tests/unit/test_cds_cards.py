@@ -9,7 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from service.clinician.cards import (
-    SUMMARY_LIMIT, CardSettings, build_cards, info_card_uuid, rupture_card_uuid,
+    SUMMARY_LIMIT,
+    CardSettings,
+    build_cards,
+    info_card_uuid,
+    rupture_card_uuid,
 )
 from service.clinician.clinician_state import summarise
 

@@ -9,7 +9,11 @@ import pytest
 
 from service import practices
 from service.clinician.cds_client import (
-    DEMO_CLIENT_FILE, demo_cds_client, generate_private_jwk, public_jwk, public_key_set,
+    DEMO_CLIENT_FILE,
+    demo_cds_client,
+    generate_private_jwk,
+    public_jwk,
+    public_key_set,
     sign_cds_jwt,
 )
 from service.config import Settings

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
 from cds_support import spec_key_set
+
 from service.clinician.cds_auth import TokenRefused, verify_cds_token
 from service.clinician.jwks import KeySets, KeySetUnavailable
 from support import PAYLOADS

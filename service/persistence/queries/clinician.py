@@ -9,8 +9,14 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, select
 
 from service.persistence.sql import insert_if_absent
 from service.persistence.tables import (
-    alert_actions, assessments, cds_feedback, cds_token_ids, clinician_states, responses,
-    rupture_episodes, surveys,
+    alert_actions,
+    assessments,
+    cds_feedback,
+    cds_token_ids,
+    clinician_states,
+    responses,
+    rupture_episodes,
+    surveys,
 )
 
 _session_at = func.coalesce(surveys.c.session_ended_at, surveys.c.created_at)

@@ -11,7 +11,6 @@ from alembic import op
 
 import service.persistence.types
 
-
 revision = '0005_cds_hooks'
 down_revision = '0004_smart_sessions'
 branch_labels = None
