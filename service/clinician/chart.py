@@ -28,12 +28,17 @@ class Frame:
 
     @property
     def height(self) -> int:
-        """Of the whole SVG: the plot and a row of date labels under it."""
-        return self.bottom + 30
+        """Of the whole SVG: the plot, a lane for surveys not returned, and the date labels."""
+        return self.bottom + 44
+
+    @property
+    def missing_lane(self) -> int:
+        """Below the axis: a survey not returned has no score, and on the axis it read as 0."""
+        return self.bottom + 14
 
     @property
     def date_row(self) -> int:
-        return self.bottom + 22
+        return self.bottom + 36
 
     def y(self, value: float, scale: Scale) -> float:
         """Pixel row of a value (higher values higher up)."""
@@ -225,7 +230,8 @@ def _markers(points, xs, scale: Scale, frame: Frame, with_events: bool) -> tuple
         when = _day_text(point, True)
         value = point.values.get(scale.name)
         if value is None:
-            markers.append(Marker("missing", xs[index], frame.bottom, f"{when}: not returned"))
+            markers.append(Marker("missing", xs[index], frame.missing_lane,
+                                  f"{when}: not returned"))
             kind = MARKER_FOR.get(point.decision) if with_events else None
             if kind:
                 markers.append(Marker(kind, xs[index], frame.bottom - 16,

@@ -135,7 +135,9 @@ def test_the_total_chart_marks_rupture_repair_and_surveys_not_returned():
     assert kinds == [("dot", 4), ("dot", 27), ("rupture", 50), ("missing", 73),
                      ("unresolved", 73), ("repaired", 96)]
     missing = chart.markers[3]
-    assert missing.y == TOTAL_FRAME.bottom and "not returned" in missing.title
+    # In its own lane under the axis, never at a score of 0, and above the date labels.
+    assert TOTAL_FRAME.bottom + 5 < missing.y < TOTAL_FRAME.date_row - 12
+    assert "not returned" in missing.title
     rupture = chart.markers[2]
     assert rupture.y == TOTAL_FRAME.y(20, chart.scale) and "Rupture" in rupture.title
     # The line is unbroken where a survey was returned, dotted across the one that was not.
