@@ -176,7 +176,7 @@ def seed(services) -> None:
 
 def store_history(conn, patient: str, count: int, now: datetime) -> None:
     """Rows as the write-back stores them, decisions from the real rupture engine."""
-    from service.domain.instruments import instrument_catalogue
+    from service.domain import instrument_catalogue
     from service.domain.ruptures import SessionObservation, assess_series
     from service.domain.scoring import score
     from service.persistence.tables import assessments, responses, rupture_episodes, surveys

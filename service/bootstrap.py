@@ -109,7 +109,7 @@ class Services:
 
     def instruments(self) -> dict:
         """The instrument catalogue, reloaded only when the practice-loaded folder changes."""
-        from service.domain.instruments import instrument_catalogue
+        from service.domain import instrument_catalogue
 
         folder = self.settings.instruments_dir
         stamp = folder.stat().st_mtime_ns if folder is not None and folder.is_dir() else None

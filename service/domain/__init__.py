@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
+from .catalogue import builtin_instruments, instrument_catalogue
 from .errors import DomainError, InstrumentError, InvalidAnswers
-from .instruments import (
-    DEFAULT_INSTRUMENT,
-    Cutoffs,
-    Instrument,
-    Item,
-    ReliableChange,
-    apply_wording,
-    builtin_instruments,
-    instrument_catalogue,
-    load_instrument,
-    load_instrument_file,
-)
+from .instrument_loading import load_instrument, load_instrument_file
+from .instrument_wording import apply_wording
+from .instruments import DEFAULT_INSTRUMENT, Cutoffs, Instrument, Item, ReliableChange
 from .ruptures import (
     DECISIONS,
     FLAG_DECISIONS,

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from service.crypto import FormSigner, KeyRing
 from service.demo import session_completed, signed_event
-from service.domain.instruments import builtin_instruments
+from service.domain import builtin_instruments
 from service.persistence.tables import responses
 from service.web import create_app, i18n
 from service.web.surveys import RateLimiter

@@ -19,7 +19,7 @@ from service.clinician.chart import (
 )
 from service.clinician.table import table_rows
 from service.clinician.trend import build_trend
-from service.domain.instruments import instrument_catalogue
+from service.domain import instrument_catalogue
 from service.domain.ruptures import RuptureRules, SessionObservation, assess_series
 from service.domain.session_rules import usual_level
 from service.persistence.queries.trend import EpisodeRow, SurveyRow
