@@ -15,6 +15,7 @@ practice applied again while its chain is queued) merge into one at their next s
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -81,32 +82,14 @@ def poll_once(
     """
     settings = practice.ehr.poll
     resource, now = settings.resource, services.clock()
-    with services.engine.begin() as conn:
-        cursor = poll_cursors.get(conn, practice.id, resource)
-    start = since or (cursor.cursor if cursor and cursor.cursor else now)
+    start = _search_start(services, practice.id, resource, since, now)
     result = PollResult(resource, start)
-    if since or resume:
-        params = search_params(resource, start, 0, "ge" if resume and not since else "gt")
-    else:
-        params = search_params(resource, start, settings.overlap_minutes)
+    params = _search_params(settings, start, since, resume)
     pages = services.ehr_for(practice.ehr).search_pages(resource, params)
-    for number, page in enumerate(pages, start=1):
-        _record_page(services, practice, page, result)
-        if number >= MAX_POLL_PAGES:
-            # Perhaps more: the next run, due at once, finds out. Only when the cursor moved,
-            # or a server that ignores _lastUpdated would be searched again and again.
-            result.more = bool(result.newest and (start is None or result.newest > start))
-            break
+    _record_pages(services, practice, pages, result)
     with services.engine.begin() as conn:
         poll_cursors.advance(conn, practice.id, resource, result.newest, now)
-    log.info(
-        "ehr polled",
-        practice_id=practice.id,
-        resource=resource,
-        found=result.found,
-        more=result.more,
-        **{k.replace("-", "_"): v for k, v in result.outcomes.items()},
-    )
+    _log_polled(practice.id, result)
     return result
 
 
@@ -142,6 +125,37 @@ def poll_ehr(ctx: JobContext) -> None:
         ctx.complete(conn)
 
 
+def _search_start(
+    services: Ports, practice_id: str, resource: str, since: datetime | None, now: datetime
+) -> datetime:
+    """Where the search starts: the backfill's `since`, else the cursor, else now."""
+    with services.engine.begin() as conn:
+        cursor = poll_cursors.get(conn, practice_id, resource)
+    return since or (cursor.cursor if cursor and cursor.cursor else now)
+
+
+def _search_params(
+    settings: EhrPollSettings, start: datetime, since: datetime | None, resume: bool
+) -> dict[str, str]:
+    """A backfill or a resumed backlog reads from `start` exactly; a scheduled run overlaps."""
+    if since or resume:
+        return search_params(settings.resource, start, 0, "ge" if resume and not since else "gt")
+    return search_params(settings.resource, start, settings.overlap_minutes)
+
+
+def _record_pages(
+    services: Ports, practice: Practice, pages: Iterable[list[dict]], result: PollResult
+) -> None:
+    for number, page in enumerate(pages, start=1):
+        _record_page(services, practice, page, result)
+        if number >= MAX_POLL_PAGES:
+            # Perhaps more: the next run, due at once, finds out. Only when the cursor moved,
+            # or a server that ignores _lastUpdated would be searched again and again.
+            start = result.since
+            result.more = bool(result.newest and (start is None or result.newest > start))
+            break
+
+
 def _record_page(
     services: Ports, practice: Practice, page: list[dict], result: PollResult
 ) -> None:
@@ -156,6 +170,17 @@ def _record_page(
         updated = last_updated(resource)
         if updated and (result.newest is None or updated > result.newest):
             result.newest = updated
+
+
+def _log_polled(practice_id: str, result: PollResult) -> None:
+    log.info(
+        "ehr polled",
+        practice_id=practice_id,
+        resource=result.resource,
+        found=result.found,
+        more=result.more,
+        **{k.replace("-", "_"): v for k, v in result.outcomes.items()},
+    )
 
 
 def _next_run(
