@@ -16,6 +16,23 @@ DEFAULT_SMS_API = "https://api.twilio.com"
 
 
 @dataclass(frozen=True)
+class NetworkSettings:
+    """`network`: whether the practice's outbound calls may reach loopback and private
+    addresses (`integrations/network.py`), and why it was allowed (shown by `practice show`)."""
+
+    allow_private: bool = False
+    reason: str | None = None
+
+    @classmethod
+    def from_document(cls, block: Mapping[str, Any] | None) -> NetworkSettings:
+        block = block or {}
+        return cls(bool(block.get("allow_private", False)), block.get("reason"))
+
+
+PUBLIC_ONLY = NetworkSettings()
+
+
+@dataclass(frozen=True)
 class SmsSettings:
     """`delivery.sms`: a Twilio-compatible REST API."""
 
@@ -25,34 +42,53 @@ class SmsSettings:
     provider: str = "twilio"
     api_base: str = DEFAULT_SMS_API
     timeout_seconds: float | None = None
+    network: NetworkSettings = PUBLIC_ONLY
 
     @classmethod
-    def from_document(cls, block: Mapping[str, Any]) -> SmsSettings:
+    def from_document(cls, block: Mapping[str, Any],
+                      network: NetworkSettings = PUBLIC_ONLY) -> SmsSettings:
         return cls(account_sid=block["account_sid"], auth_token=block["auth_token"],
                    sender=block["from"], provider=block.get("provider", "twilio"),
                    api_base=block.get("api_base", DEFAULT_SMS_API),
-                   timeout_seconds=block.get("timeout_seconds"))
+                   timeout_seconds=block.get("timeout_seconds"), network=network)
+
+
+TLS_MODES = ("starttls", "implicit", "none")
 
 
 @dataclass(frozen=True)
 class EmailSettings:
-    """`delivery.email`: an SMTP relay."""
+    """`delivery.email`: an SMTP relay. `tls` is `starttls` (the default: upgrade the plain
+    connection, usually port 587), `implicit` (TLS from the first byte, usually port 465) or
+    `none` (only to a relay on this machine, and never with a login)."""
 
     smtp_host: str
     smtp_port: int
     sender: str  # "from"
-    starttls: bool = False
+    tls: str = "starttls"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout_seconds: float | None = None
+    network: NetworkSettings = PUBLIC_ONLY
 
     @classmethod
-    def from_document(cls, block: Mapping[str, Any]) -> EmailSettings:
+    def from_document(cls, block: Mapping[str, Any],
+                      network: NetworkSettings = PUBLIC_ONLY) -> EmailSettings:
         return cls(smtp_host=block["smtp_host"], smtp_port=block["smtp_port"],
-                   sender=block["from"], starttls=block.get("starttls", False),
+                   sender=block["from"], tls=email_tls(block),
                    username=block.get("username") or None,
                    password=block.get("password") or None,
-                   timeout_seconds=block.get("timeout_seconds"))
+                   timeout_seconds=block.get("timeout_seconds"), network=network)
+
+
+def email_tls(block: Mapping[str, Any]) -> str:
+    """The TLS mode of a `delivery.email` block. The schema stores `tls`; a block stored before
+    `tls` existed has only the boolean `starttls`, which defaulted to false: it is read as
+    `starttls` (the safe default) except `starttls: false` to a relay on this machine."""
+    if block.get("tls") in TLS_MODES:
+        return block["tls"]
+    local = block.get("smtp_host") in ("localhost", "127.0.0.1", "::1")
+    return "none" if local and block.get("starttls") is False else "starttls"
 
 
 ChannelSettings = SmsSettings | EmailSettings | None  # None: the log channel
@@ -106,12 +142,14 @@ class EhrSettings:
     url: str | None = None
     secret: str | None = field(default=None, repr=False)
     poll: EhrPollSettings | None = None  # FHIR polling, for EHRs that send nothing
+    network: NetworkSettings = PUBLIC_ONLY
     # The whole `ehr` block as stored, for fields that EHR types added later define.
     document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_document(cls, block: Mapping[str, Any]) -> EhrSettings:
-        return cls(type=block["type"], base_url=block.get("base_url"),
+    def from_document(cls, block: Mapping[str, Any],
+                      network: NetworkSettings = PUBLIC_ONLY) -> EhrSettings:
+        return cls(type=block["type"], base_url=block.get("base_url"), network=network,
                    auth=EhrAuthSettings.from_document(block.get("auth")),
                    timeout_seconds=block.get("timeout_seconds"),
                    identifier_systems=block.get("identifier_systems"), url=block.get("url"),

@@ -6,15 +6,24 @@ import base64
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import ValidationError, fields, validate, validates, validates_schema
+from marshmallow import (
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from integrations.delivery.contact import E164
-from integrations.settings import DEFAULT_SMS_API
+from integrations.network import host_kind
+from integrations.settings import DEFAULT_SMS_API, TLS_MODES
 from schemas.base import StrictSchema
 from schemas.cds_hooks import CdsHooksSection
 from schemas.doors import EhrPoll, Hl7v2
 from schemas.healthie import HealthieSettings
 from schemas.identifier_systems import IdentifierSystems
+from schemas.network import Network, destination_problems
 from schemas.smart_app import SmartApp
 
 PRACTICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -101,8 +110,11 @@ class Email(StrictSchema):
     smtp_host = fields.String(required=True, validate=validate.Length(min=1))
     smtp_port = fields.Integer(required=True, strict=True,
                                validate=validate.Range(min=1, max=65535))
+    # starttls (the default), implicit (TLS from the first byte, port 465), or none.
+    tls = fields.String(validate=validate.OneOf(TLS_MODES))
+    # The older spelling, still accepted: true is tls starttls, false is tls none.
     # JSON booleans only: "yes" or "false" as text is a mistake worth naming.
-    starttls = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    starttls = fields.Boolean(truthy={True}, falsy={False})
     username = fields.String()
     password = fields.String()
     from_ = fields.Email(required=True, data_key="from", attribute="from")
@@ -112,6 +124,32 @@ class Email(StrictSchema):
     def _password_needs_username(self, data, **_kwargs):
         if data.get("password") and not data.get("username"):
             raise ValidationError({"username": ["required when a password is given"]})
+
+    @validates_schema
+    def _never_in_the_clear(self, data, **_kwargs):
+        if "tls" in data and "starttls" in data:
+            raise ValidationError("give tls only (starttls is its older spelling)", "starttls")
+        field = "starttls" if "starttls" in data else "tls"
+        if _email_tls(data) != "none":
+            return
+        if data.get("username"):
+            raise ValidationError("a login needs TLS: use starttls or implicit (a password is "
+                                  "never sent in the clear)", field)
+        if host_kind(data.get("smtp_host")) != "loopback":
+            raise ValidationError("none is only for a relay on this machine (localhost): use "
+                                  "starttls or implicit", field)
+
+    @post_load
+    def _one_spelling(self, data, **_kwargs):
+        data["tls"] = _email_tls(data)
+        data.pop("starttls", None)
+        return data
+
+
+def _email_tls(data) -> str:
+    if "tls" in data:
+        return data["tls"]
+    return "none" if data.get("starttls") is False else "starttls"
 
 
 class Delivery(StrictSchema):
@@ -172,6 +210,7 @@ class PracticeDocument(StrictSchema):
     rupture_rules = fields.Dict(load_default=dict)
     smart_app = fields.Nested(SmartApp, load_default=None, allow_none=True)
     cds_hooks = fields.Nested(CdsHooksSection, load_default=None, allow_none=True)
+    network = fields.Nested(Network, load_default=None, allow_none=True)
 
     @validates("timezone")
     def _known_zone(self, value, **_kwargs):
@@ -197,6 +236,12 @@ class PracticeDocument(StrictSchema):
             raise ValidationError(
                 "give webhook_secrets, fhir_notifications, hl7v2, healthie or ehr.poll: "
                 "otherwise no session can reach the service", "webhook_secrets")
+
+    @validates_schema
+    def _outbound_destinations(self, data, **_kwargs):
+        problems = destination_problems(data)
+        if problems:
+            raise ValidationError(problems)
 
     @validates_schema
     def _healthie_write_back(self, data, **_kwargs):

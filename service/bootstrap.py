@@ -56,13 +56,15 @@ def _real_ehr(ehr: EhrSettings):
     from integrations.ehr import build_gateway
 
     # The FHIR gateway still takes the `ehr` block as a mapping (integrations/ehr).
-    return cached_adapter("ehr", ehr, lambda: build_gateway(ehr.document))
+    return cached_adapter("ehr", ehr, lambda: build_gateway(ehr.document, ehr.network))
 
 
 def _real_healthie(section: Mapping):
     from integrations.healthie.client import build_healthie_api
+    from integrations.settings import PUBLIC_ONLY
 
-    return cached_adapter("healthie", section, lambda: build_healthie_api(dict(section)))
+    network = section.get("network") or PUBLIC_ONLY
+    return cached_adapter("healthie", section, lambda: build_healthie_api(dict(section), network))
 
 
 def _record_writer(services: Services, ehr: EhrSettings):
@@ -76,7 +78,8 @@ def _record_writer(services: Services, ehr: EhrSettings):
     if ehr.type == "webhook":
         from integrations.ehr.webhook_sink import WebhookRecordSink
 
-        return cached_adapter("webhook-sink", ehr, lambda: WebhookRecordSink(ehr.url, ehr.secret))
+        return cached_adapter("webhook-sink", ehr, lambda: WebhookRecordSink(
+            ehr.url, ehr.secret, network=ehr.network))
     from integrations.ehr.resources import IdentifierSystems
     from integrations.ehr.writer import AllianceRecordWriter
 
@@ -84,10 +87,18 @@ def _record_writer(services: Services, ehr: EhrSettings):
     return AllianceRecordWriter(services.ehr_for(ehr), systems)
 
 
-def _real_channel(name: str, settings: ChannelSettings):
+def _real_channels(service_settings: Settings) -> Callable[[str, ChannelSettings], object]:
+    """Channels from a practice's settings; the log channel writes links only in the local
+    demo (ALLIANCE_DEMO=1 on SQLite), and refuses every message elsewhere."""
     from integrations.delivery import build_channel
 
-    return cached_adapter(f"channel:{name}", settings, lambda: build_channel(name, settings))
+    log_enabled = service_settings.demo_allowed
+
+    def channel_for(name: str, settings: ChannelSettings):
+        return cached_adapter(f"channel:{name}:{log_enabled}", settings,
+                              lambda: build_channel(name, settings, log_enabled=log_enabled))
+
+    return channel_for
 
 
 @dataclass
@@ -99,7 +110,7 @@ class Services:
     signer: LinkSigner
     forms: FormSigner
     ehr_for: Callable[[EhrSettings], object] = _real_ehr
-    channel_for: Callable[[str, ChannelSettings], object] = _real_channel
+    channel_for: Callable[[str, ChannelSettings], object] = field(default=None)
     healthie_for: Callable[[Mapping], object] = _real_healthie
     relay_health: object | None = None  # set when this process runs the outbox relay
     jwks_fetch: Callable[[str], dict] | None = None
@@ -185,7 +196,7 @@ def bootstrap(
         signer=LinkSigner(keys),
         forms=FormSigner(keys),
         ehr_for=ehr_for or _real_ehr,
-        channel_for=channel_for or _real_channel,
+        channel_for=channel_for or _real_channels(settings),
         healthie_for=healthie_for or _real_healthie,
         jwks_fetch=jwks_fetch,
     )

@@ -50,11 +50,15 @@ def serve(host: str, port: int, threads: int, with_workers: bool | None) -> None
 
     import waitress
 
+    from service.config import ConfigError
     from service.runtime import Workers
     from service.web import create_app
 
     services = _services()
-    app = create_app(services=services)
+    try:
+        app = create_app(services=services, host=host)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
     workers = None
     if with_workers if with_workers is not None else services.settings.embedded_broker:
         _declare_queues(services.settings)
@@ -130,7 +134,10 @@ def practice_apply(file: str) -> None:
     catalogue = services.instruments()
 
     def extra_checks(document: dict) -> list[str]:
-        return _practice_checks(document, catalogue)
+        with services.engine.begin() as conn:
+            shared = practices.shared_secret_problems(conn, services.box, document)
+        return (_practice_checks(document, catalogue) + shared
+                + practices.deployment_problems(document, services.settings))
 
     try:
         document = practices.validate_document(raw, extra_checks)

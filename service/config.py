@@ -69,6 +69,12 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def demo_allowed(self) -> bool:
+        """Whether the demo's conveniences may run: ALLIANCE_DEMO=1 on SQLite (the `log`
+        channel; the demo EHR and FHIR store also need a loopback host: service/web)."""
+        return self.demo and self.is_sqlite
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ALLIANCE_* variables (see deploy/env.example)."""

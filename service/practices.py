@@ -7,6 +7,7 @@ handlers, adapters and the command line take as they are.
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,9 +17,17 @@ from typing import Any
 from marshmallow import ValidationError
 from sqlalchemy import Connection
 
-from integrations.settings import ChannelSettings, EhrSettings, EmailSettings, SmsSettings
+from integrations.settings import (
+    PUBLIC_ONLY,
+    ChannelSettings,
+    EhrSettings,
+    EmailSettings,
+    NetworkSettings,
+    SmsSettings,
+)
 from schemas.base import flatten_errors
 from schemas.practice import PracticeDocument
+from service.config import Settings
 from service.crypto import SecretBox
 from service.persistence.queries import practices as stored
 
@@ -72,10 +81,12 @@ class DeliverySettings:
     email: EmailSettings | None = None
 
     @classmethod
-    def from_document(cls, block: Mapping[str, Any]) -> DeliverySettings:
+    def from_document(cls, block: Mapping[str, Any],
+                      network: NetworkSettings = PUBLIC_ONLY) -> DeliverySettings:
+        sms, email = block.get("sms"), block.get("email")
         return cls(tuple(block["channels"]),
-                   SmsSettings.from_document(block["sms"]) if block.get("sms") else None,
-                   EmailSettings.from_document(block["email"]) if block.get("email") else None)
+                   SmsSettings.from_document(sms, network) if sms else None,
+                   EmailSettings.from_document(email, network) if email else None)
 
     def settings_for(self, channel: str) -> ChannelSettings:
         return {"sms": self.sms, "email": self.email}.get(channel)
@@ -117,6 +128,7 @@ class Practice:
     # `healthie` (schemas/healthie.py) as validated: the Healthie door and its GraphQL client
     healthie: Mapping[str, Any]
     rupture_rules: Mapping[str, Any]
+    network: NetworkSettings  # where outbound calls may go (integrations/network.py)
     # The validated document as stored: for `practice show`, and for sections that other
     # modules define and read (their schemas sit in schemas/, one field each in PracticeDocument).
     document: Mapping[str, Any] = field(repr=False, compare=False)
@@ -125,18 +137,21 @@ class Practice:
     def from_document(cls, document: Mapping[str, Any]) -> Practice:
         notifications = document.get("fhir_notifications") or {}
         hl7v2 = document.get("hl7v2")
+        network = NetworkSettings.from_document(document.get("network"))
+        healthie = _healthie_section(document, network)
         return cls(
             id=document["id"], name=document["name"], timezone=document["timezone"],
             webhook_secrets=tuple(document.get("webhook_secrets") or ()),
-            ehr=EhrSettings.from_document(_ehr_block(document)),
-            delivery=DeliverySettings.from_document(document["delivery"]),
+            ehr=EhrSettings.from_document(_ehr_block(document, healthie), network),
+            delivery=DeliverySettings.from_document(document["delivery"], network),
             survey=SurveySettings.from_document(document.get("survey") or {}),
             fhir_notifications=FhirNotificationSettings(
                 notifications.get("channel_token"), notifications.get("hub_secret")),
             hl7v2=Hl7v2Settings(hl7v2["channel_token"]) if hl7v2 else None,
             smart_app=document.get("smart_app"),
-            healthie=document.get("healthie") or {},
+            healthie=healthie,
             rupture_rules=document.get("rupture_rules") or {},
+            network=network,
             document=document,
         )
 
@@ -148,13 +163,20 @@ class Practice:
         return document
 
 
-def _ehr_block(document: Mapping[str, Any]) -> Mapping[str, Any]:
+def _ehr_block(document: Mapping[str, Any], healthie: Mapping[str, Any]) -> Mapping[str, Any]:
     """The `ehr` block; with type healthie the connection is the `healthie` section (the door
     and the write-back use the same GraphQL API), so it travels with the EHR settings."""
     ehr = document["ehr"]
     if ehr.get("type") == "healthie":
-        return {**ehr, "healthie": document.get("healthie") or {}}
+        return {**ehr, "healthie": healthie}
     return ehr
+
+
+def _healthie_section(document: Mapping[str, Any], network: NetworkSettings) -> dict:
+    """The `healthie` section as the GraphQL client takes it: with the practice's network
+    settings beside its own fields (the client is built from the section alone)."""
+    section = document.get("healthie") or {}
+    return {**section, "network": network} if section else {}
 
 
 def validate_document(raw: Any, extra_checks: Callable[[dict], list[str]] | None = None) -> dict:
@@ -169,6 +191,65 @@ def validate_document(raw: Any, extra_checks: Callable[[dict], list[str]] | None
     if problems:
         raise InvalidPractice(problems)
     return document
+
+
+# The secrets that authenticate a practice's inbound requests. Each may serve one practice
+# only: a Standard Webhooks signature, an X-Hub-Signature or a bearer token does not name the
+# practice, so a secret two practices share lets one signed delivery in at both.
+INBOUND_SECRETS = (("webhook_secrets",), ("fhir_notifications", "channel_token"),
+                   ("fhir_notifications", "hub_secret"), ("hl7v2", "channel_token"),
+                   ("healthie", "webhook_secret"))
+
+
+def shared_secret_problems(conn: Connection, box: SecretBox, document: Mapping) -> list[str]:
+    """One line per inbound secret of `document` that another practice already uses.
+
+    The other practice is named: whoever applies practices can list them all anyway
+    (`alliance practice list`), and without the name the clash cannot be found.
+    """
+    mine = _inbound_secrets(document)
+    problems = []
+    for other in load_all(conn, box):
+        if other.id == document["id"]:
+            continue
+        theirs = _inbound_secrets(other.document)
+        for value, where in mine.items():
+            if value in theirs:
+                problems.append(f"{where}: this secret already serves practice {other.id!r}; "
+                                "each practice needs secrets of its own")
+    return problems
+
+
+def _inbound_secrets(document: Mapping) -> dict[bytes, str]:
+    """Each inbound secret (a whsec_ secret as its key bytes) → the field that holds it."""
+    found: dict[bytes, str] = {}
+    for path in INBOUND_SECRETS:
+        node: Any = document
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        values = node if isinstance(node, list) else [node]
+        for index, value in enumerate(values):
+            if isinstance(value, str) and value:
+                where = ".".join(path) + (f"[{index}]" if isinstance(node, list) else "")
+                found.setdefault(_secret_bytes(value), where)
+    return found
+
+
+def _secret_bytes(secret: str) -> bytes:
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[6:], validate=True)
+        except ValueError:
+            pass
+    return secret.encode()
+
+
+def deployment_problems(document: Mapping, settings: Settings) -> list[str]:
+    """What this deployment refuses in a valid document: the `log` channel outside the demo."""
+    if "log" in document["delivery"]["channels"] and not settings.demo_allowed:
+        return ["delivery.channels: log writes survey links to the service log, so it is only "
+                "for the local demo (ALLIANCE_DEMO=1 on SQLite): use sms or email"]
+    return []
 
 
 def save(conn: Connection, box: SecretBox, document: dict, *, now: datetime) -> bool:

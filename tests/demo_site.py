@@ -43,7 +43,7 @@ def demo_site(tmp_path):
     document = json.loads(text.replace("http://127.0.0.1:8000", base_url))
     with engine.begin() as conn:
         practices.save(conn, services.box, practices.validate_document(document), now=utc_now())
-    site = LiveSite(base_url, services, channels, create_app(services=services))
+    site = LiveSite(base_url, services, channels, create_app(services=services, host="127.0.0.1"))
     server.app = site.app
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

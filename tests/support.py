@@ -112,6 +112,14 @@ def truncate_all(engine) -> None:
 
 
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+TEST_NETWORK = {"allow_private": True, "reason": "the tests' servers listen on loopback"}
+
+
+def loopback_network():
+    """The network settings of a practice whose peers are the tests' loopback servers."""
+    from integrations.settings import NetworkSettings
+
+    return NetworkSettings.from_document(TEST_NETWORK)
 # A fixed random service key for tests (weak or placeholder keys are refused at start-up).
 TEST_SECRET_KEY = "Qm3v9TzKx7LpW2dHr8YfN4cJs6BgUa1E-tRkVo5XiZy0"
 
@@ -142,6 +150,8 @@ def practice_document(**overrides) -> dict:
         "fhir_notifications": {"channel_token": "channel-token-0123456789", "hub_secret": "hub-secret-xyz"},
         "survey": {"instrument": "brief-alliance-check", "send_delay_minutes": 0,
                    "reminder_after_hours": 24, "expire_after_hours": 72},
+        # The tests' peers (pytest-httpserver, aiosmtpd) listen on loopback.
+        "network": TEST_NETWORK,
     }
     document.update(overrides)
     return document

@@ -35,22 +35,26 @@ __all__ = [
 
 
 def build_channel(
-    name: str, settings: ChannelSettings, *, session: requests.Session | None = None
+    name: str, settings: ChannelSettings, *, session: requests.Session | None = None,
+    log_enabled: bool = False,
 ) -> Channel:
     """Build a channel from a practice's typed settings for it (`delivery.sms`, `delivery.email`;
-    none for `log`). The settings were validated with the practice document: nothing is checked
-    again here. Raises ValueError for an unknown channel or settings of the wrong kind."""
+    none for `log`, which writes links only with `log_enabled`: the local demo). The settings
+    were validated with the practice document: nothing is checked again here. Raises
+    ValueError for an unknown channel or settings of the wrong kind."""
     if name == "sms" and isinstance(settings, SmsSettings):
         return TwilioSmsChannel(
             settings.api_base, settings.account_sid, settings.auth_token, settings.sender,
-            session=session, timeout=settings.timeout_seconds or sms_twilio.DEFAULT_TIMEOUT)
+            session=session, timeout=settings.timeout_seconds or sms_twilio.DEFAULT_TIMEOUT,
+            network=settings.network)
     if name == "email" and isinstance(settings, EmailSettings):
         return SmtpEmailChannel(
-            settings.smtp_host, settings.smtp_port, settings.sender, starttls=settings.starttls,
+            settings.smtp_host, settings.smtp_port, settings.sender, tls=settings.tls,
             username=settings.username, password=settings.password,
-            timeout=settings.timeout_seconds or email_smtp.DEFAULT_TIMEOUT)
+            timeout=settings.timeout_seconds or email_smtp.DEFAULT_TIMEOUT,
+            network=settings.network)
     if name == "log":
-        return LogChannel()
+        return LogChannel(enabled=log_enabled)
     if name in ("sms", "email"):
         raise ValueError(f"delivery.{name} settings are required")
     raise ValueError(f"delivery.channels: unknown channel {name!r} (expected sms, email or log)")

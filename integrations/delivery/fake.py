@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from integrations.delivery.contact import normalize_email, normalize_phone
 from integrations.delivery.errors import DeliveryError, DeliveryTemporaryError
 from integrations.delivery.port import Contact, Receipt, SurveyMessage
@@ -20,6 +22,7 @@ class FakeChannel:
         self.name = name
         self.sent: list[SurveyMessage] = []
         self.attempts = 0
+        self.lookups = 0
         self._failures_left = 0
         self._error: DeliveryError = DeliveryTemporaryError("simulated outage")
         self.fail_next(fail_times, error)
@@ -37,6 +40,15 @@ class FakeChannel:
         if self.name == "email":
             return normalize_email(contact.email) if contact else None
         return self.name
+
+    def find_sent(self, message: SurveyMessage, since: datetime) -> Receipt | None:
+        """Like a provider's message list: a receipt when this survey's message of this kind
+        was accepted (`sent`), else None."""
+        self.lookups += 1
+        for number, sent in enumerate(self.sent, start=1):
+            if (sent.survey_id, sent.kind) == (message.survey_id, message.kind):
+                return Receipt(channel=self.name, provider_message_id=f"fake-{number}")
+        return None
 
     def send(self, message: SurveyMessage) -> Receipt:
         """Record the message, or raise the configured error while failures remain."""

@@ -59,3 +59,9 @@ class Channel(Protocol):
     def accepts(self, contact: Contact) -> str | None:
         """Return the address this channel would use for the contact, or None."""
         ...
+
+    def find_sent(self, message: SurveyMessage, since: datetime) -> Receipt | None:
+        """Ask the provider whether this message already went out at `since` or later (an
+        earlier attempt may have been accepted without our knowing): its receipt, or None when
+        it did not or the channel cannot tell. Raises a DeliveryError when it cannot ask now."""
+        ...

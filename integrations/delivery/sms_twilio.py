@@ -1,6 +1,14 @@
-"""SMS through a Twilio-compatible REST API (CONTRACT §2: delivery.sms)."""
+"""SMS through a Twilio-compatible REST API (CONTRACT §2: delivery.sms).
+
+`find_sent` asks the provider whether a message already went out: the survey handler does so
+before sending again when an earlier attempt may have reached the provider (the worker was
+killed between Twilio's "accepted" and the commit, or the answer timed out).
+"""
 
 from __future__ import annotations
+
+import email.utils
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -12,9 +20,15 @@ from integrations.delivery.errors import (
 )
 from integrations.delivery.messages import render_sms
 from integrations.delivery.port import Contact, Receipt, SurveyMessage
+from integrations.http import build_session
+from integrations.network import DestinationRefused
+from integrations.settings import PUBLIC_ONLY, NetworkSettings
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 DEFAULT_TIMEOUT = (5.0, 15.0)  # (connect, read) seconds
+# How far back a lookup reaches before the in-flight mark: the provider's clock and ours.
+CLOCK_SKEW = timedelta(minutes=2)
+LOOKUP_PAGE_SIZE = 50
 __all__ = ["TwilioSmsChannel", "error_for_response", "normalize_phone"]
 
 # Twilio error codes that retrying cannot fix. Codes not listed fall back to the HTTP status.
@@ -51,13 +65,14 @@ class TwilioSmsChannel:
         *,
         session: requests.Session | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        network: NetworkSettings = PUBLIC_ONLY,
     ) -> None:
         self.messages_url = (
             f"{api_base.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         )
         self._auth = (account_sid, auth_token)
         self._sender = sender
-        self._session = session or requests.Session()
+        self._session = session or build_session(timeout, network=network)
         self._timeout = timeout
 
     def accepts(self, contact: Contact | None) -> str | None:
@@ -75,19 +90,74 @@ class TwilioSmsChannel:
             return Receipt(channel=self.name, provider_message_id=_message_sid(response))
         raise error_for_response(response)
 
-    def _post(self, form: dict[str, str]) -> requests.Response:
-        # A read timeout after the request went out may still mean the SMS was created; the
-        # caller's retry can then send it twice, which beats never sending it.
+    def find_sent(self, message: SurveyMessage, since: datetime) -> Receipt | None:
+        """The provider's record of this message (its link in the body) sent to the client
+        from our number at `since` or later, or None. Raises DeliveryError when the provider
+        cannot be asked now.
+
+        Two questions: the messages sent since that day (`DateSent>=`, as the resource filters
+        by day), then the latest messages to the client whatever their date: a message still
+        queued at the provider has no date sent yet and is missing from the first answer.
+        """
+        to = normalize_phone(message.to)
+        if to is None:
+            return None
+        earliest = since.astimezone(timezone.utc) - CLOCK_SKEW
+        base = {"To": to, "From": self._sender, "PageSize": str(LOOKUP_PAGE_SIZE)}
+        for query in ({**base, "DateSent>": earliest.date().isoformat()}, base):
+            for found in self._listed(query):
+                if _is_our_message(found, message.link, earliest):
+                    return Receipt(channel=self.name, provider_message_id=found.get("sid"))
+        return None
+
+    def _listed(self, query: dict[str, str]) -> list[dict]:
+        response = self._call("GET", params=query)
+        if not 200 <= response.status_code < 300:
+            raise error_for_response(response)
         try:
-            return self._session.post(
-                self.messages_url, data=form, auth=self._auth, timeout=self._timeout,
-                allow_redirects=False,
+            listed = response.json().get("messages")
+        except (ValueError, AttributeError):
+            listed = None
+        if not isinstance(listed, list):
+            raise DeliveryTemporaryError("SMS provider listed messages without a messages list")
+        return [item for item in listed if isinstance(item, dict)]
+
+    def _post(self, form: dict[str, str]) -> requests.Response:
+        # A read timeout after the request went out may still mean the SMS was created: the
+        # survey handler asks (find_sent) before it sends again.
+        return self._call("POST", data=form)
+
+    def _call(self, method: str, **kwargs) -> requests.Response:
+        try:
+            return self._session.request(
+                method, self.messages_url, auth=self._auth, timeout=self._timeout,
+                allow_redirects=False, **kwargs,
             )
         except requests.Timeout as exc:
             raise DeliveryTemporaryError("SMS provider timed out") from exc
         except requests.RequestException as exc:
             unreachable = f"SMS provider unreachable ({type(exc).__name__})"
             raise DeliveryTemporaryError(unreachable) from exc
+        except DestinationRefused as exc:
+            raise DeliveryPermanentError("misconfigured", f"SMS provider not called: {exc}") \
+                from None
+
+
+def _is_our_message(found: dict, link: str, earliest: datetime) -> bool:
+    """An outbound message carrying this survey's link, created no earlier than `earliest`."""
+    if not str(found.get("direction", "")).startswith("outbound"):
+        return False
+    if link not in str(found.get("body") or ""):
+        return False
+    created = _rfc2822(found.get("date_created")) or _rfc2822(found.get("date_sent"))
+    return created is None or created >= earliest
+
+
+def _rfc2822(value) -> datetime | None:
+    try:
+        return email.utils.parsedate_to_datetime(value) if isinstance(value, str) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def error_for_response(response: requests.Response) -> DeliveryError:

@@ -10,8 +10,9 @@ from typing import Protocol
 import jwt
 import requests
 
-from integrations.ehr.errors import EhrAuthError, EhrTransientError
+from integrations.ehr.errors import EhrAuthError, EhrTransientError, refused_destination
 from integrations.http import parse_retry_after
+from integrations.network import DestinationRefused
 
 Clock = Callable[[], float]
 
@@ -122,11 +123,16 @@ class SmartBackendAuth:
             "client_assertion": self.client_assertion(),
         }
         try:
+            # Never follow a redirect: a 307 would re-post the signed client assertion to
+            # whatever host the Location names. A redirect is refused as an answer.
             response = self._session.post(
-                self._token_url, data=form, headers={"Accept": "application/json"}
+                self._token_url, data=form, headers={"Accept": "application/json"},
+                allow_redirects=False,
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise EhrTransientError(f"token endpoint unreachable: {type(exc).__name__}") from exc
+        except DestinationRefused as exc:
+            raise refused_destination("SMART token request", exc) from None
         _raise_for_token_status(response, requested_at)
         body = _json_or_none(response) or {}
         token = body.get("access_token")
@@ -202,6 +208,9 @@ def _raise_for_token_status(response: requests.Response, now: float) -> None:
     if status == 429 or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
         raise EhrTransientError(f"token endpoint answered {status}", retry_after)
+    if 300 <= status < 400:
+        raise EhrAuthError(f"token endpoint redirected ({status}); redirects are not followed: "
+                           "set ehr.auth.token_url to the endpoint itself", status)
     error = (_json_or_none(response) or {}).get("error", "unknown error")
     raise EhrAuthError(f"token request refused ({status}): {error}", status)
 

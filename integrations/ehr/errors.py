@@ -36,3 +36,13 @@ class EhrNotFound(EhrPermanentError):
 
 class EhrAuthError(EhrPermanentError):
     """Authentication or authorization failed, even after one token refresh."""
+
+
+def refused_destination(what: str, reason: Exception) -> EhrPermanentError:
+    """The call was never made: the practice's network settings do not allow its address
+    (`integrations/network.py`). Status 0 (no HTTP answer); the OperationOutcome is our own,
+    so the dead-letter store says why."""
+    detail = f"{what} not sent: {reason}"
+    outcome = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "security", "diagnostics": detail}]}
+    return EhrPermanentError(detail, 0, outcome)

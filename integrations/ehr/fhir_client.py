@@ -19,6 +19,7 @@ from integrations.ehr.errors import (
     EhrNotFound,
     EhrPermanentError,
     EhrTransientError,
+    refused_destination,
 )
 from integrations.ehr.etags import etag_for, version_from_etag
 from integrations.ehr.outcomes import describe_outcome
@@ -30,6 +31,8 @@ from integrations.http import (
     build_session,
     parse_retry_after,
 )
+from integrations.network import DestinationRefused
+from integrations.settings import PUBLIC_ONLY, NetworkSettings
 
 FHIR_JSON = "application/fhir+json"
 # A search for one identifier should fit one page; the bound stops a server that loops.
@@ -46,10 +49,11 @@ class FhirGateway(EhrGateway):
         session: requests.Session | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        network: NetworkSettings = PUBLIC_ONLY,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._auth = auth
-        self._session = session or build_session(timeout)
+        self._session = session or build_session(timeout, network=network)
         self._timeout = timeout
         self._clock = clock
 
@@ -185,6 +189,8 @@ class FhirGateway(EhrGateway):
             raise EhrTransientError(
                 f"FHIR {method} {resource_type} failed: {type(exc).__name__}"
             ) from exc
+        except DestinationRefused as exc:
+            raise refused_destination(f"FHIR {method} {resource_type}", exc) from None
 
     def _error_for(
         self, response: requests.Response, method: str, resource_type: str, conflict_possible: bool
@@ -215,15 +221,16 @@ class FhirGateway(EhrGateway):
         return None
 
 
-def build_gateway(ehr_config: Mapping) -> EhrGateway:
-    """Build the gateway for a practice's (decrypted) ehr block of CONTRACT §2."""
+def build_gateway(ehr_config: Mapping, network: NetworkSettings = PUBLIC_ONLY) -> EhrGateway:
+    """Build the gateway for a practice's (decrypted) ehr block of CONTRACT §2, calling only
+    the addresses its `network` settings allow."""
     kind = ehr_config.get("type")
     if kind != "fhir-r4":
         raise ValueError(f"ehr.type must be 'fhir-r4', not {kind!r}")
     base_url = ehr_config.get("base_url")
     if not base_url:
         raise ValueError("ehr.base_url is required")
-    session = build_session()
+    session = build_session(network=network)
     auth = build_auth(ehr_config.get("auth") or {"type": "none"}, session)
     return FhirGateway(base_url, auth, session)
 

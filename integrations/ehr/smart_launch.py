@@ -17,7 +17,9 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey, RSAKey
 
-from integrations.http import build_session
+from integrations.http import build_session, guard
+from integrations.network import DestinationRefused
+from integrations.settings import PUBLIC_ONLY, NetworkSettings
 
 # Discovery documents and key sets are re-read at most this often per issuer.
 METADATA_TTL_SECONDS = 300.0
@@ -87,9 +89,11 @@ class SmartLaunchClient:
     """One per process: holds the HTTP session and the discovery and key-set caches."""
 
     def __init__(self, session: requests.Session | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.session = session or build_session(HTTP_TIMEOUT)
+                 clock: Callable[[], float] = time.time,
+                 network: NetworkSettings = PUBLIC_ONLY) -> None:
+        self.session = session or build_session(HTTP_TIMEOUT, network=network)
         self.clock = clock
+        self.network = network
         self._documents = _TimedCache()
 
     def discover(self, iss: str) -> SmartConfiguration:
@@ -149,6 +153,7 @@ class SmartLaunchClient:
     def _token_response(self, config: SmartConfiguration, app: Mapping, redirect_uri: str,
                         code: str, code_verifier: str) -> dict:
         client = _oauth_client(app, config.token_endpoint)
+        guard(client, self.network)  # the same destination rules as every other call
         client.register_compliance_hook("access_token_response", _refuse_non_json_answers)
         try:
             token = client.fetch_token(
@@ -161,6 +166,9 @@ class SmartLaunchClient:
         except requests.RequestException as error:
             raise SmartLaunchError(
                 502, f"the EHR's token endpoint failed: {type(error).__name__}") from None
+        except DestinationRefused as error:
+            raise SmartLaunchError(502, f"the EHR's token endpoint was not called: {error}") \
+                from None
         finally:
             client.close()
         return dict(token)
@@ -201,6 +209,8 @@ class SmartLaunchClient:
         except requests.RequestException as error:
             raise SmartLaunchError(
                 502, f"the EHR's {what} could not be read: {type(error).__name__}") from None
+        except DestinationRefused as error:
+            raise SmartLaunchError(502, f"the EHR's {what} was not read: {error}") from None
         if answer.status_code != 200:
             raise SmartLaunchError(502, f"the EHR's {what} answered {answer.status_code}")
         try:

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from integrations.ehr.errors import EhrTransientError
+from integrations.ehr.errors import EhrTransientError, refused_destination
 from integrations.ehr.fhir_client import error_for_response
 from integrations.ehr.records import AllianceRecord, FlagRef, WrittenScores
 from integrations.ehr.resources import fhir_datetime
 from integrations.http import DEFAULT_TIMEOUT, TRANSPORT_FAILURES, build_session
+from integrations.network import DestinationRefused
+from integrations.settings import PUBLIC_ONLY, NetworkSettings
 
 
 class WebhookRecordSink:
@@ -33,10 +35,11 @@ class WebhookRecordSink:
         session: requests.Session | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        network: NetworkSettings = PUBLIC_ONLY,
     ) -> None:
         self._url = url
         self._signer = Webhook(secret)
-        self._session = session or build_session(timeout)
+        self._session = session or build_session(timeout, network=network)
         self._timeout = timeout
         self._clock = clock
 
@@ -94,6 +97,8 @@ class WebhookRecordSink:
             )
         except TRANSPORT_FAILURES as exc:
             raise EhrTransientError(f"webhook {event_type} failed: {type(exc).__name__}") from exc
+        except DestinationRefused as exc:
+            raise refused_destination(f"webhook {event_type}", exc) from None
         if not 200 <= response.status_code < 300:
             raise error_for_response(response, f"webhook {event_type}", now)
 

@@ -20,9 +20,12 @@ from integrations.ehr.errors import (
     EhrNotFound,
     EhrPermanentError,
     EhrTransientError,
+    refused_destination,
 )
 from integrations.ehr.fhir_client import error_for_response
 from integrations.http import DEFAULT_TIMEOUT, TRANSPORT_FAILURES, build_session
+from integrations.network import DestinationRefused
+from integrations.settings import PUBLIC_ONLY, NetworkSettings
 
 APPOINTMENT = """
 query allianceAppointment($id: ID) {
@@ -85,9 +88,10 @@ class HealthieGraphqlClient:
         session: requests.Session | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        network: NetworkSettings = PUBLIC_ONLY,
     ) -> None:
         self._url = api_url
-        self._session = session or build_session(timeout)
+        self._session = session or build_session(timeout, network=network)
         self._session.headers.update(
             {"Authorization": f"Basic {api_key}", "AuthorizationSource": "API"}
         )
@@ -175,6 +179,8 @@ class HealthieGraphqlClient:
             )
         except TRANSPORT_FAILURES as exc:
             raise EhrTransientError(f"Healthie {operation} failed: {type(exc).__name__}") from exc
+        except DestinationRefused as exc:
+            raise refused_destination(f"Healthie {operation}", exc) from None
         if not 200 <= response.status_code < 300:
             raise error_for_response(response, f"Healthie {operation}", self._clock())
         try:
@@ -212,9 +218,11 @@ def _created_id(payload: dict, field: str, mutation: str) -> str:
     return str(created["id"])
 
 
-def build_healthie_api(section: dict) -> HealthieGraphqlClient:
-    """The client for a practice's (decrypted) `healthie` section."""
+def build_healthie_api(section: dict, network: NetworkSettings = PUBLIC_ONLY
+                       ) -> HealthieGraphqlClient:
+    """The client for a practice's (decrypted) `healthie` section, calling only the addresses
+    its `network` settings allow."""
     missing = [name for name in ("api_url", "api_key") if not section.get(name)]
     if missing:
         raise ValueError(f"healthie is missing: {', '.join(missing)}")
-    return HealthieGraphqlClient(section["api_url"], section["api_key"])
+    return HealthieGraphqlClient(section["api_url"], section["api_key"], network=network)

@@ -8,17 +8,24 @@ import structlog
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
+from integrations.network import host_kind
 from service.bootstrap import Services, bootstrap
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.logging import configure_logging
 from service.web.problems import Problem
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    """Build the web app; gunicorn calls it with no arguments (settings from the environment)."""
+def create_app(settings: Settings | None = None, services: Services | None = None, *,
+               host: str | None = None) -> Flask:
+    """Build the web app; gunicorn calls it with no arguments (settings from the environment).
+
+    `host` is the address the server listens on, when the caller knows it (`alliance serve`):
+    the demo EHR and FHIR store are mounted only on a loopback host, ALLIANCE_DEMO=1, SQLite.
+    """
     settings = settings or (services.settings if services else Settings.from_env())
+    _check_demo(settings, host)
     configure_logging(settings.log_format, settings.log_level)
     services = services or bootstrap(settings)
     app = Flask(__name__)
@@ -58,6 +65,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     _install_error_handlers(app)
     _install_request_logging(app)
     return app
+
+
+def _check_demo(settings: Settings, host: str | None) -> None:
+    """ALLIANCE_DEMO=1 mounts unauthenticated demo pages (a FHIR store that takes writes, an
+    authorization server that approves everyone): refuse to start where they could be reached
+    from another machine or sit beside real data."""
+    if not settings.demo:
+        return
+    if not settings.is_sqlite:
+        raise ConfigError("ALLIANCE_DEMO=1 is refused with a database other than SQLite: the "
+                          "demo EHR and FHIR store are for a local trial, never beside real data")
+    if host is None or host_kind(host) != "loopback":
+        where = f"on {host}" if host else "outside `alliance serve`"
+        raise ConfigError(f"ALLIANCE_DEMO=1 is refused {where}: the demo EHR and FHIR store are "
+                          "served only by `alliance serve --host 127.0.0.1` (a loopback host)")
 
 
 def _install_error_handlers(app: Flask) -> None:

@@ -16,6 +16,7 @@ import structlog
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from integrations.ehr.smart_launch import SmartLaunchClient, SmartLaunchError
+from integrations.settings import PUBLIC_ONLY
 from service import practices
 from service.clinician.chart import MAX_POINTS, build_charts
 from service.clinician.table import table_rows
@@ -50,7 +51,7 @@ def launch(practice_id: str):
     """EHR launch (iss + launch) or standalone launch (iss only): on to the authorize step."""
     app_config = _smart_app(practice_id)
     iss = _trusted_iss(app_config, request.args.get("iss"))
-    client = _client()
+    client = _client(practice_id)
     config = client.discover(iss)
     state, verifier, nonce = (secrets.token_urlsafe(32), secrets.token_urlsafe(48),
                               secrets.token_urlsafe(16))
@@ -81,7 +82,7 @@ def callback(practice_id: str):
     code = request.args.get("code") or _refuse_missing("code")
     services = _services()
     verifier = services.box.open(pending.sealed_verifier)["v"]
-    client = _client()
+    client = _client(practice_id)
     grant = client.exchange_code(client.discover(pending.iss), app_config,
                                  redirect_uri=_redirect_uri(practice_id), code=code,
                                  code_verifier=verifier, nonce=pending.nonce)
@@ -243,8 +244,12 @@ def _services():
     return current_app.extensions["alliance"]
 
 
-def _client() -> SmartLaunchClient:
-    client = current_app.extensions.get("alliance_smart_client")
-    if client is None:
-        client = current_app.extensions["alliance_smart_client"] = SmartLaunchClient()
-    return client
+def _client(practice_id: str) -> SmartLaunchClient:
+    """The process's launch client for the practice's network settings (one per setting, so
+    the discovery and key-set caches are shared by the practices that allow the same)."""
+    practice = _services().practice(practice_id)
+    network = practice.network if practice else PUBLIC_ONLY
+    clients = current_app.extensions.setdefault("alliance_smart_clients", {})
+    if network.allow_private not in clients:
+        clients[network.allow_private] = SmartLaunchClient(network=network)
+    return clients[network.allow_private]

@@ -22,7 +22,7 @@ from integrations.ehr.errors import (
 from integrations.ehr.fhir_client import FhirGateway, build_gateway
 from integrations.ehr.port import Written
 from integrations.http import build_session
-from support import PAYLOADS
+from support import PAYLOADS, loopback_network
 
 FHIR_JSON = "application/fhir+json"
 NOW = 1_790_000_000.0
@@ -42,7 +42,8 @@ def payload(name: str) -> dict:
 
 @pytest.fixture
 def gateway(httpserver) -> FhirGateway:
-    return FhirGateway(httpserver.url_for("/fhir"), BearerAuth("tok-1"), clock=lambda: NOW)
+    return FhirGateway(httpserver.url_for("/fhir"), BearerAuth("tok-1"), clock=lambda: NOW,
+                       network=loopback_network())
 
 
 def only_request(httpserver):
@@ -316,7 +317,7 @@ class RotatingTokens:
 
 def test_a_401_refreshes_the_token_and_retries_once(httpserver):
     tokens = RotatingTokens()
-    gateway = FhirGateway(httpserver.url_for("/fhir"), tokens)
+    gateway = FhirGateway(httpserver.url_for("/fhir"), tokens, network=loopback_network())
     httpserver.expect_ordered_request(
         "/fhir/Flag", method="POST", headers={"Authorization": "Bearer t1"}
     ).respond_with_data("", status=401)
@@ -333,7 +334,7 @@ def test_a_401_refreshes_the_token_and_retries_once(httpserver):
 
 def test_a_second_401_is_an_auth_error(httpserver):
     tokens = RotatingTokens()
-    gateway = FhirGateway(httpserver.url_for("/fhir"), tokens)
+    gateway = FhirGateway(httpserver.url_for("/fhir"), tokens, network=loopback_network())
     httpserver.expect_request("/fhir/Flag/f1").respond_with_data("", status=401)
 
     with pytest.raises(EhrAuthError) as raised:
@@ -362,21 +363,23 @@ def closed_port():
 
 
 def test_a_timeout_is_transient(silent_port):
-    gateway = FhirGateway(f"http://127.0.0.1:{silent_port}/fhir", NoAuth(), timeout=(1, 0.2))
+    gateway = FhirGateway(f"http://127.0.0.1:{silent_port}/fhir", NoAuth(), timeout=(1, 0.2),
+                          network=loopback_network())
 
     with pytest.raises(EhrTransientError, match="ReadTimeout"):
         gateway.read("Flag", "f1")
 
 
 def test_a_refused_connection_is_transient(closed_port):
-    gateway = FhirGateway(f"http://127.0.0.1:{closed_port}/fhir", NoAuth())
+    gateway = FhirGateway(f"http://127.0.0.1:{closed_port}/fhir", NoAuth(),
+                          network=loopback_network())
 
     with pytest.raises(EhrTransientError, match="ConnectionError"):
         gateway.create(FLAG, IDENTIFIER)
 
 
 def test_the_session_applies_its_default_timeout(silent_port):
-    session = build_session(timeout=(1, 0.2))
+    session = build_session(timeout=(1, 0.2), network=loopback_network())
 
     with pytest.raises(requests.ReadTimeout):
         session.get(f"http://127.0.0.1:{silent_port}/")
@@ -398,7 +401,8 @@ def test_build_gateway_from_a_practice_ehr_block(httpserver):
             "type": "fhir-r4",
             "base_url": httpserver.url_for("/fhir/"),
             "auth": {"type": "bearer", "token": "secret-token"},
-        }
+        },
+        loopback_network(),
     )
 
     assert gateway.read("Patient", "pat-17")["id"] == "pat-17"
@@ -434,7 +438,7 @@ def test_a_writer_built_from_the_practice_settings_writes_identifier_references(
         {**FLAG, "id": "f1", "meta": {"versionId": "1"}}, status=201, content_type=FHIR_JSON)
     writer = build_record_writer({
         "type": "fhir-r4", "base_url": httpserver.url_for("/fhir"),
-        "identifier_systems": {"patient": "urn:oid:1.2.3"}})
+        "identifier_systems": {"patient": "urn:oid:1.2.3"}}, loopback_network())
 
     writer.raise_flag(record, "Alliance rupture", "ep-1")
 

@@ -16,6 +16,7 @@ from integrations.ehr.errors import (
     EhrTransientError,
 )
 from integrations.healthie.client import HealthieGraphqlClient, build_healthie_api
+from support import loopback_network
 
 KEY = "gh_sbox_test-key"
 
@@ -29,7 +30,8 @@ def fake(httpserver):
 
 @pytest.fixture
 def api(httpserver, fake):
-    return build_healthie_api({"api_url": httpserver.url_for("/graphql"), "api_key": KEY})
+    return build_healthie_api({"api_url": httpserver.url_for("/graphql"), "api_key": KEY},
+                              loopback_network())
 
 
 def test_every_call_carries_the_api_key_and_the_api_source(api, fake):
@@ -142,7 +144,8 @@ def test_failures_map_onto_transient_and_permanent(api, fake, answer, error):
 
 
 def test_a_wrong_key_is_an_auth_error_not_a_retry(httpserver, fake):
-    api = HealthieGraphqlClient(httpserver.url_for("/graphql"), "wrong-key")
+    api = HealthieGraphqlClient(httpserver.url_for("/graphql"), "wrong-key",
+                                network=loopback_network())
     with pytest.raises(EhrAuthError):
         api.appointment("1")
 
@@ -155,7 +158,8 @@ def test_field_messages_of_a_mutation_are_a_permanent_refusal(api, fake):
 
 
 def test_an_unreachable_api_is_transient():
-    api = HealthieGraphqlClient("http://127.0.0.1:9/graphql", KEY, timeout=(0.5, 0.5))
+    api = HealthieGraphqlClient("http://127.0.0.1:9/graphql", KEY, timeout=(0.5, 0.5),
+                                network=loopback_network())
     with pytest.raises(EhrTransientError):
         api.appointment("1")
 

@@ -20,7 +20,7 @@ from integrations.ehr.auth import (
 from integrations.ehr.errors import EhrAuthError, EhrTransientError
 from integrations.ehr.fhir_client import FhirGateway
 from integrations.http import build_session
-from support import PAYLOADS
+from support import PAYLOADS, loopback_network
 
 SMART = PAYLOADS / "smart-backend"
 NOW = 1_790_000_000.0
@@ -88,7 +88,7 @@ def smart_auth(httpserver, endpoint: TokenEndpoint, clock: Clock, alg: str = "RS
         client_id=CLIENT_ID,
         private_key_jwk=private_jwk(alg),
         scope=SCOPE,
-        session=build_session(),
+        session=build_session(network=loopback_network()),
         clock=clock,
     )
 
@@ -191,7 +191,7 @@ def test_token_endpoint_retry_after_is_reported(httpserver, clock):
     )
     auth = SmartBackendAuth(
         httpserver.url_for("/auth/token"), CLIENT_ID, private_jwk("ES384"), SCOPE,
-        build_session(), clock,
+        build_session(network=loopback_network()), clock,
     )
 
     with pytest.raises(EhrTransientError) as raised:
@@ -209,7 +209,7 @@ def test_fhir_401_fetches_a_new_token_once(httpserver, clock):
     httpserver.expect_request(
         "/fhir/Patient/pat-17", headers={"Authorization": "Bearer fresh"}
     ).respond_with_json({"resourceType": "Patient", "id": "pat-17"})
-    gateway = FhirGateway(httpserver.url_for("/fhir"), auth)
+    gateway = FhirGateway(httpserver.url_for("/fhir"), auth, network=loopback_network())
 
     assert gateway.read("Patient", "pat-17")["id"] == "pat-17"
     assert len(endpoint.forms) == 2
@@ -233,7 +233,7 @@ def test_our_key_loading_reproduces_the_published_rs384_assertion():
 
 
 def test_build_auth_kinds(clock):
-    session = build_session()
+    session = build_session(network=loopback_network())
     smart = build_auth(
         {
             "type": "smart-backend",

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from werkzeug import Request, Response
 
 from integrations.ehr.smart_launch import SmartLaunchClient, SmartLaunchError
-from support import PAYLOADS
+from support import PAYLOADS, loopback_network
 
 CLIENT_ID = "alliance-trend"
 APP = {"client_id": CLIENT_ID, "client_secret": "s3cret-value",
@@ -52,7 +52,7 @@ def configuration(httpserver):
 
 @pytest.fixture
 def client():
-    return SmartLaunchClient()
+    return SmartLaunchClient(network=loopback_network())
 
 
 class SigningKey:

@@ -16,7 +16,7 @@ from integrations.delivery.port import Contact, Receipt, SurveyMessage
 from integrations.delivery.sms_twilio import TwilioSmsChannel, normalize_phone
 from integrations.settings import SmsSettings
 from service.practices import InvalidPractice, validate_document
-from support import practice_document
+from support import loopback_network, practice_document
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "test-auth-token"
@@ -53,7 +53,8 @@ def sms_config(api_base: str, **changes: object) -> dict[str, object]:
 
 def build_channel(name: str, block: dict, **kwargs):
     """The channel for a practice's `delivery.sms` block, typed as the service loads it."""
-    return build_from_settings(name, SmsSettings.from_document(block), **kwargs)
+    return build_from_settings(name, SmsSettings.from_document(block, loopback_network()),
+                               **kwargs)
 
 
 @pytest.fixture

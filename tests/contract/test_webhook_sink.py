@@ -12,6 +12,7 @@ from integrations.ehr import build_record_writer
 from integrations.ehr.errors import EhrPermanentError, EhrTransientError
 from integrations.ehr.webhook_sink import WebhookRecordSink
 from integrations.ehr.writer import AllianceRecord, AllianceRecordWriter, AnswerItem, FlagRef
+from support import loopback_network
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 AUTHORED = datetime(2026, 11, 26, 15, 30, tzinfo=timezone.utc)
@@ -38,7 +39,8 @@ RECORD = AllianceRecord(
 @pytest.fixture
 def sink(httpserver) -> WebhookRecordSink:
     httpserver.expect_request("/hooks/alliance", method="POST").respond_with_data("", 204)
-    return WebhookRecordSink(httpserver.url_for("/hooks/alliance"), SECRET)
+    return WebhookRecordSink(httpserver.url_for("/hooks/alliance"), SECRET,
+                             network=loopback_network())
 
 
 def delivered(httpserver) -> list[tuple[dict, dict]]:
@@ -115,7 +117,8 @@ def test_a_signature_with_another_secret_does_not_verify(httpserver, sink):
 )
 def test_answers_map_to_retry_or_dead_letter(httpserver, status, headers, error, retry_after):
     httpserver.expect_request("/hooks/alliance").respond_with_data("", status, headers=headers)
-    sink = WebhookRecordSink(httpserver.url_for("/hooks/alliance"), SECRET)
+    sink = WebhookRecordSink(httpserver.url_for("/hooks/alliance"), SECRET,
+                             network=loopback_network())
 
     with pytest.raises(error) as raised:
         sink.write_scores(RECORD)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
+from types import SimpleNamespace
 
 from pytest_httpserver import HTTPServer
 
-from integrations.settings import EhrSettings, SmsSettings
-from service.bootstrap import MAX_CACHED_ADAPTERS, _real_channel, _real_ehr, cached_adapter
-from support import PAYLOADS
+from integrations.settings import EhrSettings, NetworkSettings, SmsSettings
+from service.bootstrap import MAX_CACHED_ADAPTERS, _real_channels, _real_ehr, cached_adapter
+from support import PAYLOADS, TEST_NETWORK
+
+_real_channel = _real_channels(SimpleNamespace(demo_allowed=False))
 
 SMART = PAYLOADS / "smart-backend"
 
@@ -64,6 +67,7 @@ def test_a_smart_backend_ehr_is_asked_for_one_token_across_jobs(httpserver: HTTP
                        "client_id": "alliance", "private_key_jwk": private_jwk(),
                        "scope": "system/Flag.r"}}
     for _job in range(3):  # what three write-back jobs in one worker thread do
-        assert _real_ehr(EhrSettings.from_document(config)).read("Flag", "f1")["id"] == "f1"
+        ehr = EhrSettings.from_document(config, NetworkSettings.from_document(TEST_NETWORK))
+        assert _real_ehr(ehr).read("Flag", "f1")["id"] == "f1"
     token_requests = [request for request, _ in httpserver.log if request.path == "/token"]
     assert len(token_requests) == 1

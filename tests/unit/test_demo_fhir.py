@@ -20,6 +20,7 @@ from integrations.ehr.errors import EhrConflict
 from integrations.ehr.fhir_client import FhirGateway
 from integrations.ehr.writer import AllianceRecord, AllianceRecordWriter, AnswerItem
 from service.web.demo_fhir import create_demo_fhir_blueprint
+from support import loopback_network
 
 FHIR_JSON = "application/fhir+json"
 IDENTIFIER = "https://alliance-feedback.org/fhir/sid/flag|ep-1"
@@ -162,7 +163,8 @@ def served_gateway(app):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield FhirGateway(f"http://127.0.0.1:{server.server_port}/demo/fhir", NoAuth())
+    yield FhirGateway(f"http://127.0.0.1:{server.server_port}/demo/fhir", NoAuth(),
+                      network=loopback_network())
     server.shutdown()
     thread.join()
 
