@@ -1,12 +1,12 @@
-"""The e-mail channel against a real SMTP server (aiosmtpd), plain and with STARTTLS."""
+"""The e-mail channel against a real SMTP server (aiosmtpd): to a local relay without TLS,
+and with STARTTLS or implicit TLS and a login (finding 4 of the security review is proved in
+tests/security/test_cleartext.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import email
-import ipaddress
 import socket
-import ssl
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
@@ -14,11 +14,17 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from aiosmtpd.smtp import Envelope
+from smtp_support import (
+    PASSWORD,
+    USERNAME,
+    RecordingHandler,
+    free_port,
+    make_certificate,
+    running_server,
+    server_context,
+    trusting,
+)
 
 from integrations.delivery import build_channel as build_from_settings
 from integrations.delivery.email_smtp import SmtpEmailChannel, normalize_email
@@ -26,120 +32,31 @@ from integrations.delivery.errors import DeliveryPermanentError, DeliveryTempora
 from integrations.delivery.port import Contact, SurveyMessage
 from integrations.settings import EmailSettings
 from service.practices import InvalidPractice, validate_document
-from support import practice_document
+from support import loopback_network, practice_document
 
-USERNAME = "surveys"
-PASSWORD = "correct horse"
 SENDER = "surveys@northside.example"
 CLIENT = "client@example.org"
-
-# The plain server allows AUTH without TLS on purpose (loopback only); aiosmtpd warns about it.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Requiring AUTH while not requiring TLS:UserWarning"
-)
 LINK = "https://feedback.northside.example/s/tok-123"
 UNSUBSCRIBE = "https://feedback.northside.example/u/tok-123"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RecordingHandler:
-    """An SMTP server that keeps what it receives and refuses a few known mailboxes."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("gone@"):
-            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
-        if address.startswith("spam@"):
-            return "554 5.7.1 Message refused by policy"
-        if address.startswith("busy@"):
-            return f"451 4.3.0 <{address}>: Temporary lookup failure"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 2.0.0 Ok: queued"
-
-
-def check_password(server, session, envelope, mechanism, auth_data) -> AuthResult:
-    accepted = isinstance(auth_data, LoginPassword) and auth_data == LoginPassword(
-        USERNAME.encode(), PASSWORD.encode()
-    )
-    return AuthResult(success=accepted, handled=False)
-
-
-def running_server(**options) -> tuple[Controller, RecordingHandler]:
-    handler = RecordingHandler()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=free_port(),
-        authenticator=check_password,
-        auth_required=True,
-        **options,
-    )
-    controller.start()
-    return controller, handler
-
-
 @pytest.fixture
 def plain_server() -> Iterator[tuple[Controller, RecordingHandler]]:
-    # AUTH without TLS is only acceptable on loopback; that is what this server tests.
-    controller, handler = running_server(auth_require_tls=False)
+    # A relay on this machine: no TLS, no login (tls "none" is refused with a login).
+    controller, handler = running_server(auth_required=False)
     yield controller, handler
     controller.stop()
 
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alliance test SMTP")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
 def tls_server(certificate) -> Iterator[tuple[Controller, RecordingHandler]]:
-    cert_path, key_path = certificate
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(cert_path, key_path)
     controller, handler = running_server(
-        tls_context=server_context, require_starttls=True, auth_require_tls=True
+        tls_context=server_context(certificate), require_starttls=True, auth_require_tls=True
     )
     yield controller, handler
     controller.stop()
@@ -159,11 +76,11 @@ def survey_message(to: str = CLIENT, unsubscribe_link: str | None = UNSUBSCRIBE)
 
 
 def email_config(port: int, **changes: object) -> dict[str, object]:
+    """A relay on this machine, without TLS or login (the plain server)."""
     config: dict[str, object] = {
         "smtp_host": "127.0.0.1",
         "smtp_port": port,
-        "username": USERNAME,
-        "password": PASSWORD,
+        "tls": "none",
         "from": SENDER,
         "timeout_seconds": 5,
     }
@@ -173,7 +90,15 @@ def email_config(port: int, **changes: object) -> dict[str, object]:
 
 def build_channel(name: str, block: dict):
     """The channel for a practice's `delivery.email` block, typed as the service loads it."""
-    return build_from_settings(name, EmailSettings.from_document(block))
+    return build_from_settings(name, EmailSettings.from_document(block, loopback_network()))
+
+
+def tls_channel(port: int, certificate, tls: str = "starttls", **options) -> SmtpEmailChannel:
+    """A channel that trusts the test certificate, with the login."""
+    options = {"username": USERNAME, "password": PASSWORD, **options}
+    return SmtpEmailChannel("127.0.0.1", port, SENDER, tls=tls, timeout=5,
+                            ssl_context=trusting(certificate), network=loopback_network(),
+                            **options)
 
 
 def received(handler: RecordingHandler) -> tuple[Envelope, EmailMessage]:
@@ -181,7 +106,11 @@ def received(handler: RecordingHandler) -> tuple[Envelope, EmailMessage]:
     return envelope, email.message_from_bytes(envelope.original_content, policy=policy.default)
 
 
-def test_delivers_a_multipart_message_over_plain_smtp_with_auth(plain_server):
+def received_id(envelope: Envelope) -> str:
+    return email.message_from_bytes(envelope.original_content, policy=policy.default)["Message-ID"]
+
+
+def test_delivers_a_multipart_message_to_a_local_relay(plain_server):
     controller, handler = plain_server
     channel = build_channel("email", email_config(controller.port))
 
@@ -199,6 +128,20 @@ def test_delivers_a_multipart_message_over_plain_smtp_with_auth(plain_server):
     assert receipt.channel == "email"
     assert receipt.provider_message_id == message["Message-ID"]
     assert message["Message-ID"].endswith("@northside.example>")
+
+
+def test_the_message_id_is_the_same_every_time_this_message_is_sent(plain_server):
+    # SMTP cannot be asked what it accepted: a resend after a lost answer carries the same id.
+    controller, handler = plain_server
+    channel = build_channel("email", email_config(controller.port))
+    first, again = channel.send(survey_message()), channel.send(survey_message())
+    reminder = channel.send(SurveyMessage(**{**survey_message().__dict__, "kind": "reminder"}))
+
+    assert first.provider_message_id == again.provider_message_id
+    assert reminder.provider_message_id != first.provider_message_id
+    assert [received_id(e) for e in handler.envelopes] == [
+        first.provider_message_id, first.provider_message_id, reminder.provider_message_id]
+    assert channel.find_sent(survey_message(), dt.datetime.now(dt.timezone.utc)) is None
 
 
 def test_the_message_has_a_text_and_an_html_part(plain_server):
@@ -237,19 +180,7 @@ def test_a_from_with_its_own_display_name_keeps_it(plain_server):
 
 def test_delivers_over_starttls_with_auth(tls_server, certificate):
     controller, handler = tls_server
-    cert_path, _ = certificate
-    channel = SmtpEmailChannel(
-        "127.0.0.1",
-        controller.port,
-        SENDER,
-        starttls=True,
-        username=USERNAME,
-        password=PASSWORD,
-        timeout=5,
-        ssl_context=ssl.create_default_context(cafile=str(cert_path)),
-    )
-
-    channel.send(survey_message())
+    tls_channel(controller.port, certificate).send(survey_message())
 
     envelope, message = received(handler)
     assert envelope.rcpt_tos == [CLIENT]
@@ -259,7 +190,8 @@ def test_delivers_over_starttls_with_auth(tls_server, certificate):
 def test_an_untrusted_certificate_is_a_permanent_tls_failure(tls_server):
     controller, handler = tls_server
     # The system trust store does not know the test's self-signed certificate.
-    channel = build_channel("email", email_config(controller.port, starttls=True))
+    channel = build_channel("email", email_config(
+        controller.port, tls="starttls", username=USERNAME, password=PASSWORD))
 
     with pytest.raises(DeliveryPermanentError) as raised:
         channel.send(survey_message())
@@ -270,19 +202,17 @@ def test_an_untrusted_certificate_is_a_permanent_tls_failure(tls_server):
 
 def test_a_server_that_requires_starttls_refuses_a_plain_client(tls_server):
     controller, handler = tls_server
-    channel = build_channel("email", email_config(controller.port, starttls=False))
+    channel = build_channel("email", email_config(controller.port, tls="none"))
 
-    with pytest.raises(DeliveryPermanentError) as raised:
+    with pytest.raises(DeliveryPermanentError):
         channel.send(survey_message())
-
-    assert raised.value.reason == "misconfigured"
 
     assert handler.envelopes == []
 
 
 def test_starttls_against_a_server_without_it_is_misconfigured(plain_server):
     controller, _ = plain_server
-    channel = build_channel("email", email_config(controller.port, starttls=True))
+    channel = build_channel("email", email_config(controller.port, tls="starttls"))
 
     with pytest.raises(DeliveryPermanentError) as raised:
         channel.send(survey_message())
@@ -290,9 +220,9 @@ def test_starttls_against_a_server_without_it_is_misconfigured(plain_server):
     assert raised.value.reason == "misconfigured"
 
 
-def test_a_wrong_password_is_a_permanent_auth_failure(plain_server):
-    controller, handler = plain_server
-    channel = build_channel("email", email_config(controller.port, password="wrong"))
+def test_a_wrong_password_is_a_permanent_auth_failure(tls_server, certificate):
+    controller, handler = tls_server
+    channel = tls_channel(controller.port, certificate, password="wrong")
 
     with pytest.raises(DeliveryPermanentError) as raised:
         channel.send(survey_message())
