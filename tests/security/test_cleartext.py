@@ -8,14 +8,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-
-from integrations.delivery import build_channel
-from integrations.delivery.email_smtp import SmtpEmailChannel
-from integrations.delivery.errors import DeliveryPermanentError
-from integrations.delivery.port import SurveyMessage
-from integrations.settings import EmailSettings
-from schemas.network import OUTBOUND_URLS
-from service.practices import InvalidPractice, Practice, validate_document
 from smtp_support import (
     PASSWORD,
     USERNAME,
@@ -25,6 +17,14 @@ from smtp_support import (
     server_context,
     trusting,
 )
+
+from integrations.delivery import build_channel
+from integrations.delivery.email_smtp import SmtpEmailChannel
+from integrations.delivery.errors import DeliveryPermanentError
+from integrations.delivery.port import SurveyMessage
+from integrations.settings import EmailSettings
+from schemas.network import OUTBOUND_URLS
+from service.practices import InvalidPractice, Practice, validate_document
 from support import loopback_network, practice_document
 
 # aiosmtpd warns when a server takes AUTH outside STARTTLS: the implicit-TLS server does (its
