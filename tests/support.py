@@ -115,6 +115,18 @@ DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TEST_NETWORK = {"allow_private": True, "reason": "the tests' servers listen on loopback"}
 
 
+def own_inbound_secrets(practice_id: str) -> dict:
+    """Inbound secrets of a practice other than northside: `alliance practice apply` refuses
+    a secret that another practice already uses."""
+    import base64
+    import hashlib
+
+    seed = hashlib.sha256(practice_id.encode()).digest()
+    return {"webhook_secrets": ["whsec_" + base64.b64encode(seed).decode()],
+            "fhir_notifications": {"channel_token": f"channel-token-{seed.hex()[:16]}",
+                                   "hub_secret": f"hub-secret-{seed.hex()[16:32]}"}}
+
+
 def loopback_network():
     """The network settings of a practice whose peers are the tests' loopback servers."""
     from integrations.settings import NetworkSettings

@@ -76,6 +76,7 @@ clients = Table(
     Column("locale", String(16)),
     Column("sessions_completed", Integer, nullable=False, default=0),
     _when("opted_out_at"),
+    Column("opted_out_by", String(8)),                        # sms | link: an SMS STOP wins
     _when("updated_at", False),
 )
 
@@ -282,4 +283,24 @@ cds_token_ids = Table(
     Column("key", String(64), primary_key=True),
     _when("expires_at", False),
     Index("ix_cds_token_ids_expiry", "expires_at"),
+)
+
+# Issue 12 (security review). Inbound SMS already acted on, by Twilio's MessageSid: a replayed
+# signed STOP or START changes nothing. Ids only: no number, no text.
+inbound_sms = Table(
+    "inbound_sms", metadata,
+    Column("practice_id", String(64), primary_key=True),
+    Column("message_sid", String(64), primary_key=True),
+    _when("received_at", False),
+)
+
+# A survey message handed to a provider, committed before the call: a rerun that finds it
+# asks the provider whether the message went out before sending it again. Deleted with the
+# job's completion.
+sends_in_flight = Table(
+    "sends_in_flight", metadata,
+    Column("survey_id", String(36), primary_key=True),
+    Column("kind", String(16), primary_key=True),             # invitation | reminder
+    Column("channel", String(16), primary_key=True),
+    _when("started_at", False),
 )

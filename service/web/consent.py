@@ -1,7 +1,9 @@
 """Consent pages and the SMS keyword webhook: a client opts out of surveys, or back in.
 
-The link token identifies the client, so unsubscribing works whatever state the survey is in
-(open, answered, expired). Inbound SMS is authenticated by Twilio's X-Twilio-Signature.
+The link token identifies the client; it changes consent only while it is the client's current
+invitation (open, not expired, the latest), and never undoes an SMS STOP
+(`service/handlers/consent.py`). Inbound SMS is authenticated by Twilio's X-Twilio-Signature,
+acted on once per MessageSid, and an unknown practice is answered as a bad signature is.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from collections.abc import Iterable
 import structlog
 from flask import Blueprint, Response, request
 
-from service import practices
-from service.handlers.consent import opt_in, opt_out, patients_with_phone
+from schemas.practice import PRACTICE_ID
+from service.handlers.consent import opt_in, opt_out, sms_keyword
 from service.web.problems import Problem
 from service.web.surveys import (
     CSRF_FIELD,
@@ -35,6 +37,10 @@ bp = Blueprint("consent", __name__)
 OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "PARAR"})
 OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+# Checked against when the practice is unknown or has no SMS settings, so every refusal takes
+# the same path and answers the same words.
+_NO_TOKEN = "-" * 32
+MAX_SID = 64
 
 
 # ---- pages ----------------------------------------------------------------------------------
@@ -46,8 +52,9 @@ def unsubscribe_page(token: str):
     language = page_language(client.locale if client else None)
     if client is None:
         return message_page(404, language)
-    state = "opted_out" if client.opted_out else "confirm"
-    return _consent_page(token, survey_id, client, language, state)
+    if not client.current:
+        return _consent_page(token, survey_id, client, language, "stale", 410)
+    return _consent_page(token, survey_id, client, language, _standing(client))
 
 
 @bp.post("/s/<token>/unsubscribe")
@@ -71,12 +78,24 @@ def _change(token: str, action, state: str):
         return message_page(404, language)
     if not csrf_valid(survey_id, "consent"):
         return message_page(400, language)
+    if not client.current:  # an old link: nothing changes
+        return _consent_page(token, survey_id, client, language, "stale", 410)
+    if action is opt_in and client.opted_out and not client.link_may_opt_in:
+        return _consent_page(token, survey_id, client, language, "opted_out_sms", 409)
     action(services(), client.practice_id, client.patient_id, source="link")
     return _consent_page(token, survey_id, client, language, state)
 
 
-def _consent_page(token: str, survey_id: str, client, language: str, state: str):
-    return render_page("consent.html", language, state=state, token=token,
+def _standing(client) -> str:
+    """What the page offers: to opt out, to opt back in, or (after an SMS STOP) to text START."""
+    if not client.opted_out:
+        return "confirm"
+    return "opted_out" if client.link_may_opt_in else "opted_out_sms"
+
+
+def _consent_page(token: str, survey_id: str, client, language: str, state: str,
+                  status: int = 200):
+    return render_page("consent.html", language, status, state=state, token=token,
                        practice_name=client.practice_name, csrf_field=CSRF_FIELD,
                        csrf_token=csrf_for(survey_id, "consent"))
 
@@ -87,25 +106,31 @@ def _consent_page(token: str, survey_id: str, client, language: str, state: str)
 def sms_inbound(practice_id: str):
     """STOP-like keywords opt the sender out, START-like ones opt back in; always empty TwiML."""
     wired = services()
-    with wired.engine.begin() as conn:
-        practice = practices.load(conn, wired.box, practice_id)
-    if practice is None:
-        raise Problem(404, "Unknown practice", f"no practice with id {practice_id!r}")
-    auth_token = practice.delivery.sms.auth_token if practice.delivery.sms else None
+    practice = wired.practice(practice_id) if PRACTICE_ID.match(practice_id) else None
+    sms = practice.delivery.sms if practice else None
     url = wired.settings.public_url + request.full_path.rstrip("?")
     given = request.headers.get("X-Twilio-Signature", "")
     params = request.form.items(multi=True)
-    if not auth_token or not signature_valid(auth_token, url, params, given):
+    # An unknown practice is refused exactly as a bad signature is (same check, same words):
+    # an unsigned caller learns nothing about which practices exist.
+    if not signature_valid(sms.auth_token if sms else _NO_TOKEN, url, params, given) or not sms:
         raise Problem(401, "Bad signature", "the X-Twilio-Signature does not match this request",
                       slug="bad-signature")
     action = keyword_action(request.form.get("Body", ""))
     if action:
-        patients = patients_with_phone(wired, practice.id, request.form.get("From", ""))
-        change = opt_out if action == "opt-out" else opt_in
-        for patient_id in patients:
-            change(wired, practice.id, patient_id, source="sms")
-        log.info("sms keyword", practice_id=practice.id, action=action, clients=len(patients))
+        _act_once(wired, practice.id, action)
     return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
+
+
+def _act_once(wired, practice_id: str, action: str) -> None:
+    """Act on a keyword once per MessageSid: a replayed signed request changes nothing."""
+    sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
+    if not sid or len(sid) > MAX_SID or not sid.isalnum():
+        log.info("sms keyword ignored", practice_id=practice_id, reason="no MessageSid")
+        return
+    clients = sms_keyword(wired, practice_id, sid, request.form.get("From", ""), action)
+    log.info("sms keyword", practice_id=practice_id, action=action,
+             clients=clients or 0, duplicate=clients is None)
 
 
 def keyword_action(body: str) -> str | None:

@@ -65,6 +65,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "opt_in_button": "Receive surveys again",
         "opted_in_title": "You will receive surveys again",
         "opted_in_body": "{practice} will send you a short survey after your next sessions.",
+        "opted_out_sms_body": "You asked {practice} by text message (STOP) not to send you "
+                              "surveys. To receive them again, reply START to one of our text "
+                              "messages.",
+        "stale_title": "This link no longer changes your settings",
+        "stale_body": "This link belongs to an earlier survey from {practice}. To stop the "
+                      "surveys, use the link in your latest message, or reply STOP to our "
+                      "text message.",
         "error_required_scale": "Please choose a number from {min} to {max}.",
         "error_range": "Please choose a whole number from {min} to {max}.",
         "error_number": "Please enter a number from {min} to {max}.",
@@ -118,6 +125,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "opted_in_title": "Volverá a recibir encuestas",
         "opted_in_body": "{practice} le enviará una breve encuesta después de sus próximas "
                          "sesiones.",
+        "opted_out_sms_body": "Usted pidió a {practice} por mensaje de texto (STOP) que no le "
+                              "enviara encuestas. Para volver a recibirlas, responda START a "
+                              "uno de nuestros mensajes de texto.",
+        "stale_title": "Este enlace ya no cambia sus preferencias",
+        "stale_body": "Este enlace es de una encuesta anterior de {practice}. Para dejar de "
+                      "recibir encuestas, use el enlace de su mensaje más reciente o responda "
+                      "STOP a nuestro mensaje de texto.",
         "error_required_scale": "Elija un número del {min} al {max}.",
         "error_range": "Elija un número entero del {min} al {max}.",
         "error_number": "Escriba un número del {min} al {max}.",

@@ -1,7 +1,9 @@
 """The client's side: the survey page (HTML, no JavaScript needed) and its JSON API (§4).
 
 The page speaks English or Spanish, carries a CSRF token bound to the survey, and limits form
-posts per link and address; the JSON API keeps the contract's problem+json answers.
+posts per link and address; the JSON API keeps the contract's problem+json answers, is limited
+the same way (reads and answers counted apart) and carries the page's no-store and
+no-referrer headers.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
+# The JSON API's answers hold the same link token (in the URL) and questions.
+API_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+API_PREFIX = "/api/v1/surveys/"
 
 
 class RateLimiter:
@@ -98,11 +108,29 @@ def message_page(status: int, language: str):
     return response
 
 
-def post_allowed(token: str) -> bool:
-    """Count a form post against its link and the sender's address."""
+def post_allowed(token: str, purpose: str = "form") -> bool:
+    """Count a form post (or an API call, by purpose) against its link and the sender's
+    address: at most POSTS_PER_WINDOW of each within POST_WINDOW."""
     limiter = current_app.extensions.setdefault(
         "alliance.form_limiter", RateLimiter(POSTS_PER_WINDOW, POST_WINDOW))
-    return limiter.allow((token, request.remote_addr), services().clock())
+    key = (token, request.remote_addr) if purpose == "form" else (token, request.remote_addr,
+                                                                  purpose)
+    return limiter.allow(key, services().clock())
+
+
+@bp.after_request
+def _api_headers(response):
+    if request.path.startswith(API_PREFIX):
+        response.headers.update(API_HEADERS)
+    return response
+
+
+def _limit_api(token: str, purpose: str) -> None:
+    if not post_allowed(token, purpose):
+        raise Problem(429, "Too many requests", f"at most {POSTS_PER_WINDOW} requests a minute "
+                      "for one survey from one address: wait a minute and try again",
+                      slug="rate-limited",
+                      headers={"Retry-After": str(int(POST_WINDOW.total_seconds()))})
 
 
 def csrf_valid(survey_id: str, purpose: str) -> bool:
@@ -130,6 +158,7 @@ def _open(token: str) -> OpenSurvey:
 @bp.get("/api/v1/surveys/<token>")
 def survey_json(token: str):
     """The items to ask, for a client app that renders its own form."""
+    _limit_api(token, "api-read")
     survey = _api(token)
     return jsonify(SurveyView().dump(_view(survey)))
 
@@ -145,6 +174,7 @@ def _json_or_empty():
 @bp.post("/api/v1/surveys/<token>/response")
 def submit_json(token: str):
     """Answers as JSON; 201 when stored, 422 naming each wrong item."""
+    _limit_api(token, "api-answer")
     survey = _api(token)
     try:
         body = AnswersRequest().load(_json_or_empty())

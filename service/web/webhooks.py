@@ -8,7 +8,9 @@ never the broker, never the EHR.
 
 from __future__ import annotations
 
+import base64
 import hmac
+import os
 
 import structlog
 from flask import Blueprint, current_app, jsonify, request
@@ -35,15 +37,18 @@ EVENT_REFUSALS = {"unparseable": (400, "Unparseable body"), "invalid": (422, "In
 FHIR_REFUSALS = {"unparseable": (400, "Invalid notification"),
                  "invalid": (422, "Invalid notification")}
 bp = Blueprint("webhooks", __name__)
+# What an unknown practice (or one without that way in) is checked against: random per process,
+# so nothing verifies, and the refusal takes the path and the words of a bad signature.
+_NO_SECRETS = ("whsec_" + base64.b64encode(os.urandom(32)).decode(),)
+_NO_TOKEN = base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 @bp.post("/webhooks/<practice_id>/events")
 def native_event(practice_id: str):
     """Receive a signed `session.completed` (or any other) native event."""
     services = current_app.extensions["alliance"]
-    practice = _practice(services, practice_id)
     body = read_body(JSON)
-    _verify_standard_webhook(practice, body)
+    practice = _verify_standard_webhook(_practice(services, practice_id), body)
     delivery_id = request.headers["webhook-id"].strip()
     if not storable_ids(delivery_id):
         raise Problem(400, "Bad webhook-id", f"the webhook-id header is longer than {MAX_ID} "
@@ -56,9 +61,8 @@ def native_event(practice_id: str):
 def fhir_notification(practice_id: str):
     """Receive a FHIR R4 Subscriptions Backport notification Bundle."""
     services = current_app.extensions["alliance"]
-    practice = _practice(services, practice_id)
     body = read_body(FHIR_JSON)
-    _verify_fhir_sender(practice, body)
+    practice = _verify_fhir_sender(_practice(services, practice_id), body)
     delivery = read_door(lambda: fhir_arrivals(body), FHIR_REFUSALS)
     if not delivery.has_events:
         # Handshakes and heartbeats only prove the channel works: nothing to store.
@@ -70,13 +74,9 @@ def fhir_notification(practice_id: str):
 
 
 def _practice(services, practice_id: str):
-    if not PRACTICE_ID.match(practice_id):
-        # Cannot exist (ids are checked on apply): answer without a query, whatever the bytes.
-        raise Problem(404, "Unknown practice", "no practice with that id")
-    practice = services.practice(practice_id)
-    if practice is None:
-        raise Problem(404, "Unknown practice", f"no practice with id {practice_id!r}")
-    return practice
+    """The practice, or None: an unknown one is refused later, as a bad signature is."""
+    # An id that cannot exist (ids are checked on apply) costs no query.
+    return services.practice(practice_id) if PRACTICE_ID.match(practice_id) else None
 
 
 def read_body(content_types: tuple[str, ...]) -> bytes:
@@ -91,29 +91,44 @@ def read_body(content_types: tuple[str, ...]) -> bytes:
     return body
 
 
-def _verify_standard_webhook(practice, body: bytes) -> None:
+def _verify_standard_webhook(practice, body: bytes):
+    """The practice, once one of its secrets signed the request; an unknown practice, or one
+    without webhook secrets, is refused with the words of a signature no secret matches."""
     now = current_app.config.get(SIGNATURE_CLOCK, utc_now)()
+    secrets = (practice.webhook_secrets if practice else ()) or _NO_SECRETS
     try:
         # Several active secrets: the practice can rotate without downtime.
-        verify_standard_webhook(practice.webhook_secrets, request.headers, body, now)
+        verify_standard_webhook(secrets, request.headers, body, now)
+        if secrets is _NO_SECRETS:
+            raise SignatureRefused("no webhook-signature matches any of the practice's secrets")
     except SignatureRefused as refused:
-        log.info("webhook refused", practice_id=practice.id, reason="signature")
+        _log_refusal(practice, "signature")
         raise Problem(401, "Bad signature", str(refused), slug="bad-signature") from None
+    return practice
 
 
-def _verify_fhir_sender(practice, body: bytes) -> None:
-    settings = practice.fhir_notifications
+def _verify_fhir_sender(practice, body: bytes):
+    """The practice, once its channel token or hub secret authenticated the request; an
+    unknown practice takes the same checks (against values nobody has) and the same refusal."""
+    settings = practice.fhir_notifications if practice else None
+    token = (settings and settings.channel_token) or _NO_TOKEN
+    hub_secret = (settings and settings.hub_secret) or _NO_TOKEN
     given = request.headers.get("Authorization", "")
-    token = settings.channel_token
-    if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        return
+    by_token = hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
     signature = request.headers.get("X-Hub-Signature")
-    if settings.hub_secret and verify_hub_signature(settings.hub_secret, body, signature):
-        return
-    log.info("webhook refused", practice_id=practice.id, reason="fhir-authentication")
+    by_hub = verify_hub_signature(hub_secret, body, signature)
+    if settings and ((by_token and token == settings.channel_token)
+                     or (by_hub and hub_secret == settings.hub_secret)):
+        return practice
+    _log_refusal(practice, "fhir-authentication")
     raise Problem(401, "Not authenticated",
                   "send the channel token as 'Authorization: Bearer …' or a valid X-Hub-Signature",
                   slug="bad-signature")
+
+
+def _log_refusal(practice, reason: str) -> None:
+    # The id in the URL is not ours to log until it is known to be a practice's.
+    log.info("webhook refused", practice_id=practice.id if practice else None, reason=reason)
 
 
 def read_door(read, refusals: dict[str, tuple[int, str]]):

@@ -15,7 +15,7 @@ from service.cli import main
 from service.config import Settings
 from service.demo import session_completed, signed_event
 from service.web import create_app
-from support import DEMO_SECRET, TEST_SECRET_KEY, practice_document
+from support import DEMO_SECRET, TEST_SECRET_KEY, own_inbound_secrets, practice_document
 
 SECRETS = {
     "webhook": DEMO_SECRET,
@@ -30,6 +30,8 @@ PHONE = "+15551234567"
 
 def full_document(**overrides) -> dict:
     document = practice_document(**overrides)
+    if document["id"] != "northside":  # each practice its own inbound secrets (issue 12)
+        document.update(own_inbound_secrets(document["id"]))
     document["ehr"]["auth"] = {"type": "bearer", "token": SECRETS["ehr token"]}
     document["delivery"]["sms"]["auth_token"] = SECRETS["sms auth token"]
     document["delivery"]["email"].update(username="surveys", password=SECRETS["smtp password"])

@@ -193,7 +193,7 @@ ATHENA_VECTOR = HUB["vectors"][0]
     (TOKEN + "x", None, "application/fhir+json", URL, 401),
     (None, ATHENA_VECTOR["X-Hub-Signature"][:-1] + "0", "application/json", URL, 401),
     (None, "sha1=" + "0" * 40, "application/json", URL, 401),
-    (None, ATHENA_VECTOR["X-Hub-Signature"], "application/json", "/webhooks/nowhere/fhir", 404),
+    (None, ATHENA_VECTOR["X-Hub-Signature"], "application/json", "/webhooks/nowhere/fhir", 401),
     (None, ATHENA_VECTOR["X-Hub-Signature"], "text/plain", URL, 415),
 ], ids=["no-auth", "wrong-token", "token-prefix", "tampered-hub", "sha1-hub", "unknown-practice",
         "text-plain"])

@@ -164,9 +164,12 @@ def test_invalid_fields_are_listed_one_by_one(client, clock):
 
 
 @pytest.mark.parametrize("practice_id", ["nowhere", "a%00b", "x" * 300, "North%20Side"])
-def test_unknown_practice_is_404_and_stores_nothing(client, services, clock, practice_id):
+def test_unknown_practice_is_refused_as_a_bad_signature_and_stores_nothing(client, services, clock,
+                                                                          practice_id):
+    # Issue 12: the same answer as a known practice's wrong signature, so nothing is enumerable.
     answer = post(client, clock, url=f"/webhooks/{practice_id}/events")
-    assert answer.status_code == 404 and answer.mimetype == "application/problem+json"
+    assert answer.status_code == 401 and answer.mimetype == "application/problem+json"
+    assert answer.get_json() == post(client, clock, secret=NEW_SECRET).get_json()
     assert rows(services)["webhook_events"] == 0
 
 

@@ -49,20 +49,31 @@ def find(conn: Connection, practice_id: str, patient_id: str) -> dict | None:
     return dict(row) if row else None
 
 
-def opt_out(conn: Connection, practice_id: str, patient_id: str, now: datetime) -> bool:
-    """Stop surveys to the client; True if this changed anything (the first time stays)."""
-    return bool(conn.execute(update(clients).where(
-        clients.c.practice_id == practice_id, clients.c.patient_id == patient_id,
-        clients.c.opted_out_at.is_(None),
-    ).values(opted_out_at=now, updated_at=now)).rowcount)
+BY_SMS, BY_LINK = "sms", "link"  # how a client opted out (clients.opted_out_by)
 
 
-def opt_in(conn: Connection, practice_id: str, patient_id: str, now: datetime) -> bool:
-    """Send surveys to the client again; True if the client had opted out."""
+def opt_out(conn: Connection, practice_id: str, patient_id: str, now: datetime, by: str) -> bool:
+    """Stop surveys to the client; True if this changed anything. The first opt-out time stays;
+    an SMS STOP after a link's opt-out is recorded as the SMS's (STOP wins)."""
+    key = (clients.c.practice_id == practice_id, clients.c.patient_id == patient_id)
+    changed = conn.execute(update(clients).where(*key, clients.c.opted_out_at.is_(None))
+                           .values(opted_out_at=now, opted_out_by=by, updated_at=now)).rowcount
+    if not changed and by == BY_SMS:
+        conn.execute(update(clients).where(*key, clients.c.opted_out_by.is_distinct_from(BY_SMS))
+                     .values(opted_out_by=BY_SMS, updated_at=now))
+    return bool(changed)
+
+
+def opt_in(conn: Connection, practice_id: str, patient_id: str, now: datetime, by: str) -> bool:
+    """Send surveys to the client again; True if the client had opted out. A link undoes only
+    an opt-out made by link: an SMS STOP (or an opt-out whose way was not recorded, from
+    before it was) is undone only by a START from the client's phone."""
+    condition = clients.c.opted_out_at.is_not(None)
+    if by != BY_SMS:
+        condition = condition & (clients.c.opted_out_by == BY_LINK)
     return bool(conn.execute(update(clients).where(
-        clients.c.practice_id == practice_id, clients.c.patient_id == patient_id,
-        clients.c.opted_out_at.is_not(None),
-    ).values(opted_out_at=None, updated_at=now)).rowcount)
+        clients.c.practice_id == practice_id, clients.c.patient_id == patient_id, condition,
+    ).values(opted_out_at=None, opted_out_by=None, updated_at=now)).rowcount)
 
 
 def with_phone(conn: Connection, practice_id: str, e164: str) -> list[str]:

@@ -39,15 +39,26 @@ def find_with_locale(conn: Connection, survey_id: str) -> dict | None:
 
 
 def client_of(conn: Connection, survey_id: str) -> dict | None:
-    """practice_id, patient_id, practice name, the client's locale and opt-out time."""
+    """practice_id, patient_id, practice name, the client's locale, opt-out time and way, and
+    the survey's status, expiry and creation time."""
     row = conn.execute(
         select(surveys.c.practice_id, surveys.c.patient_id, practices.c.name,
-               clients.c.locale, clients.c.opted_out_at)
+               clients.c.locale, clients.c.opted_out_at, clients.c.opted_out_by,
+               surveys.c.status, surveys.c.expires_at, surveys.c.created_at)
         .join(practices, practices.c.id == surveys.c.practice_id)
         .outerjoin(clients, _CLIENT)
         .where(surveys.c.id == survey_id)
     ).mappings().first()
     return dict(row) if row else None
+
+
+def newer_exists(conn: Connection, practice_id: str, patient_id: str, created_at: datetime,
+                 survey_id: str) -> bool:
+    """Whether the client has a survey created after this one (its link is then not the
+    client's latest)."""
+    return conn.execute(select(surveys.c.id).where(
+        surveys.c.practice_id == practice_id, surveys.c.patient_id == patient_id,
+        surveys.c.created_at > created_at, surveys.c.id != survey_id).limit(1)).first() is not None
 
 
 def close_open(conn: Connection, practice_id: str, patient_id: str,
