@@ -20,7 +20,7 @@ from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.handlers.timing import send_time
 from service.intake.facts import SessionFacts
 from service.persistence import outbox
-from service.persistence.queries import clients, responses
+from service.persistence.queries import clients, responses, sends
 from service.persistence.queries import surveys as stored
 from service.persistence.queries.surveys import (
     ANSWERED,
@@ -94,6 +94,7 @@ def send_invitation(ctx: JobContext) -> None:
     channel, refused = _deliver(ctx, survey, practice, client, "invitation", expires_at)
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
+        sends.clear(conn, survey["id"], "invitation")
         if channel is None:
             stored.set_status(conn, survey["id"], status=FAILED, status_reason=(
                 f"no channel could reach the client ({'; '.join(refused)})"))
@@ -119,6 +120,7 @@ def send_reminder(ctx: JobContext) -> None:
                                  only=survey["channel"])
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
+        sends.clear(conn, survey["id"], "reminder")
         if channel:
             stored.move(conn, survey["id"], SENT, reminded_at=ctx.services.clock())
 
@@ -169,7 +171,8 @@ def _send_by(ctx: JobContext, name: str, survey: dict, practice: Practice, conta
     if address is None:
         return "no address"
     try:
-        channel.send(_message(ctx.services, survey, practice, contact, kind, address, expires_at))
+        _send_once(ctx, name, channel, _message(ctx.services, survey, practice, contact, kind,
+                                                address, expires_at))
     except DeliveryTemporaryError as error:
         log.warning("delivery failed for now", channel=name, survey_id=survey["id"])
         return error
@@ -177,6 +180,26 @@ def _send_by(ctx: JobContext, name: str, survey: dict, practice: Practice, conta
         log.warning("delivery refused", channel=name, survey_id=survey["id"], reason=error.reason)
         return error.reason
     return None
+
+
+def _send_once(ctx: JobContext, name: str, channel, message: SurveyMessage) -> None:
+    """Hand the message to the provider, at most once as far as the provider can tell: the
+    send is marked in flight (committed) before the call, so a rerun after a worker died
+    between the provider's "accepted" and the job's commit finds the mark and asks the
+    provider (`find_sent`) before sending again. SMTP cannot be asked: e-mail is sent again,
+    with the same Message-ID."""
+    key = (message.survey_id, message.kind, name)
+    with ctx.services.engine.begin() as conn:
+        since = sends.in_flight_since(conn, *key)
+        if since is None:
+            sends.mark(conn, *key, ctx.services.clock())
+    if since is not None:
+        receipt = channel.find_sent(message, since)
+        log.info("send in flight found", channel=name, kind=message.kind,
+                 survey_id=message.survey_id, already_sent=receipt is not None)
+        if receipt is not None:
+            return
+    channel.send(message)
 
 
 def _message(ports: Ports, survey: dict, practice: Practice, contact: Contact, kind: str,

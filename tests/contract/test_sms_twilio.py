@@ -263,3 +263,75 @@ def test_api_base_defaults_to_twilio():
     )
 
     assert channel.messages_url == f"https://api.twilio.com{MESSAGES_PATH}"
+
+
+# ---- asking whether a message already went out (finding 7 of the security review) ----------
+
+MARKED = datetime(2026, 11, 26, 15, 0, 5, tzinfo=timezone.utc)  # when the send was marked
+
+
+def listed(body: str = "", *, sid: str = "SMabc", direction: str = "outbound-api",
+           created: str = "Thu, 26 Nov 2026 15:00:06 +0000", sent: str | None = None) -> dict:
+    """One entry of Twilio's Messages list (the fields the lookup reads, as Twilio names them)."""
+    return {"sid": sid, "direction": direction, "from": SENDER, "to": CLIENT_PHONE,
+            "body": body or f"Northside: How did your session go? {LINK} Reply STOP to opt out",
+            "status": "sent" if sent else "queued", "date_created": created, "date_sent": sent,
+            "account_sid": ACCOUNT_SID}
+
+
+def page(*messages: dict) -> dict:
+    return {"messages": list(messages), "next_page_uri": None, "page": 0, "page_size": 50}
+
+
+def test_the_lookup_asks_for_messages_to_the_client_since_the_day_of_the_mark(httpserver, channel):
+    httpserver.expect_oneshot_request(MESSAGES_PATH, method="GET").respond_with_json(
+        page(listed(sent="Thu, 26 Nov 2026 15:00:07 +0000")))
+
+    receipt = channel.find_sent(survey_message(), MARKED)
+
+    assert receipt == Receipt("sms", provider_message_id="SMabc")
+    [(request, _)] = httpserver.log
+    assert request.args.to_dict() == {"To": CLIENT_PHONE, "From": SENDER,
+                                      "DateSent>": "2026-11-26", "PageSize": "50"}
+    assert b"DateSent%3E=2026-11-26" in request.query_string  # DateSent>=2026-11-26
+    assert (request.authorization.username, request.authorization.password) == (ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_a_message_still_queued_has_no_date_sent_and_is_found_by_the_second_question(httpserver, channel):
+    httpserver.expect_ordered_request(MESSAGES_PATH, method="GET").respond_with_json(page())
+    httpserver.expect_ordered_request(MESSAGES_PATH, method="GET").respond_with_json(
+        page(listed(sid="SMqueued")))
+
+    assert channel.find_sent(survey_message(), MARKED).provider_message_id == "SMqueued"
+    first, second = (request for request, _ in httpserver.log)
+    assert "DateSent>" in first.args and "DateSent>" not in second.args
+    assert second.args["To"] == CLIENT_PHONE and second.args["From"] == SENDER
+
+
+@pytest.mark.parametrize("other", [
+    listed(body="Northside: How did your session go? https://feedback.northside.example/s/tok-999"),
+    listed(direction="inbound"),  # the client's own text containing the link
+    listed(created="Thu, 26 Nov 2026 14:50:00 +0000"),  # before the mark: an earlier message
+])
+def test_only_this_surveys_message_since_the_mark_counts(httpserver, channel, other):
+    httpserver.expect_request(MESSAGES_PATH, method="GET").respond_with_json(page(other))
+
+    assert channel.find_sent(survey_message(), MARKED) is None
+    assert len(httpserver.log) == 2  # both questions asked, neither found it
+
+
+@pytest.mark.parametrize(("status", "error"), [
+    (503, DeliveryTemporaryError), (429, DeliveryTemporaryError), (401, DeliveryPermanentError),
+])
+def test_a_provider_that_cannot_say_is_an_error_not_a_no(httpserver, channel, status, error):
+    httpserver.expect_request(MESSAGES_PATH, method="GET").respond_with_json(
+        twilio_error(20003 if status == 401 else 20500, status), status=status)
+
+    with pytest.raises(error):
+        channel.find_sent(survey_message(), MARKED)
+
+
+def test_an_answer_without_a_messages_list_is_temporary(httpserver, channel):
+    httpserver.expect_request(MESSAGES_PATH, method="GET").respond_with_data("<html>", status=200)
+    with pytest.raises(DeliveryTemporaryError):
+        channel.find_sent(survey_message(), MARKED)

@@ -145,14 +145,15 @@ def test_invalid_fields_are_named(client, services):
     assert "data.patient_id" in errors and "data.contact.phone" in errors
 
 
-def test_unparseable_body_is_400_and_unknown_practice_404(client):
+def test_unparseable_body_is_400_and_unknown_practice_401(client):
     body, headers = signed_event(DEMO_SECRET, {})
     body = b"{not json"
     from standardwebhooks import Webhook
     headers["webhook-signature"] = Webhook(DEMO_SECRET).sign(
         headers["webhook-id"], datetime.fromtimestamp(int(headers["webhook-timestamp"]), timezone.utc), body.decode())
     assert client.post("/webhooks/northside/events", data=body, headers=headers).status_code == 400
-    assert client.post("/webhooks/nowhere/events", data=body, headers=headers).status_code == 404
+    # An unknown practice is answered as a bad signature is (issue 12: no enumeration).
+    assert client.post("/webhooks/nowhere/events", data=body, headers=headers).status_code == 401
 
 
 def test_invalid_answers_are_named_and_do_not_use_the_link(client, channels, run_due, clock):
