@@ -84,8 +84,8 @@ def _native_events(spec: APISpec) -> None:
             "202": _json("EventAccepted", "stored; a survey follows if it is a completed session"),
             "200": _json("EventAccepted", "a duplicate delivery or session: nothing new happens"),
             **_problems(("400", "unparseable body or webhook-id"),
-                        ("401", "missing, malformed, wrong or expired signature"),
-                        ("404", "unknown practice"), ("405", "only POST"),
+                        ("401", "missing, malformed, wrong or expired signature; an unknown "
+                                "practice gets the same answer"), ("405", "only POST"),
                         ("413", "body over 256 KiB"), ("415", "not application/json"),
                         ("422", "invalid fields, each named in `errors`"))}}})
 
@@ -102,8 +102,9 @@ def _fhir_notifications(spec: APISpec) -> None:
         "responses": {
             "202": _json("NotificationAnswer", "stored; surveys follow for completed sessions"),
             "200": _json("NotificationAnswer", "a handshake, a heartbeat, or only duplicates"),
-            **_problems(("400", "not JSON"), ("401", "bad channel token or X-Hub-Signature"),
-                        ("404", "unknown practice"), ("405", "only POST"),
+            **_problems(("400", "not JSON"),
+                        ("401", "bad channel token or X-Hub-Signature; an unknown practice gets "
+                                "the same answer"), ("405", "only POST"),
                         ("413", "body over 256 KiB"), ("415", "not FHIR JSON"),
                         ("422", "not a notification Bundle"))}}})
 
@@ -175,13 +176,15 @@ def _sms_inbound(spec: APISpec) -> None:
         "responses": {
             "200": {"description": "empty TwiML",
                     "content": {"text/xml": {"schema": {"type": "string"}}}},
-            **_problems(("401", "bad X-Twilio-Signature"), ("404", "unknown practice"),
-                        ("405", "only POST"))}}})
+            **_problems(("401", "bad X-Twilio-Signature; an unknown practice gets the same "
+                                "answer"), ("405", "only POST"))}}})
 
 
 def _surveys(spec: APISpec) -> None:
     unavailable = (("404", "unknown or forged link"), ("409", "already answered"),
-                   ("410", "expired or closed"))
+                   ("410", "expired or closed"),
+                   ("429", "over 10 requests a minute for one link from one address; "
+                           "see Retry-After"))
     spec.path("/api/v1/surveys/{token}", parameters=[TOKEN], operations={"get": {
         "summary": "The survey's items",
         "responses": {"200": _json("SurveyView", "the items to ask"), **_problems(*unavailable)}}})
