@@ -314,6 +314,10 @@ def service_env(var_dir: Path, database_url: str, public_url: str, broker_url: s
     return env
 
 
+# The peers listen on 127.0.0.1: the practice must allow private addresses, and say why.
+LOOPBACK_PEERS = {"allow_private": True, "reason": "benchmark peers on this machine"}
+
+
 def practice_document(ehr_port: int, sms_port: int) -> dict:
     from peers import sms_settings
 
@@ -325,6 +329,7 @@ def practice_document(ehr_port: int, sms_port: int) -> dict:
         "delivery": {"channels": ["sms"], "sms": sms_settings(sms_port)},
         "survey": {"instrument": "brief-alliance-check", "send_delay_minutes": 0,
                    "reminder_after_hours": 24, "expire_after_hours": 72},
+        "network": LOOPBACK_PEERS,
     }
 
 

@@ -43,7 +43,12 @@ SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1vZi0zMi1ieXRlcyEh"
 PRACTICE = {
     "id": "bench", "name": "Benchmark Practice", "timezone": "UTC", "webhook_secrets": [SECRET],
     "ehr": {"type": "fhir-r4", "base_url": "http://127.0.0.1:9/fhir", "auth": {"type": "none"}},
-    "delivery": {"channels": ["log"]},
+    # Nothing is delivered in this benchmark (the `log` channel is the local demo's only):
+    # sends go to a closed loopback port and fail fast.
+    "delivery": {"channels": ["sms"], "sms": {"account_sid": "AC1", "auth_token": "bench",
+                                              "from": "+15550001111",
+                                              "api_base": "http://127.0.0.1:9"}},
+    "network": {"allow_private": True, "reason": "benchmark: nothing listens on 127.0.0.1:9"},
 }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import email.utils
 import itertools
 import json
 import random
@@ -297,8 +298,11 @@ class SmsHandler(Handler):
             self.server.failed += fault is not None
             if fault != "before":
                 sid = f"SM{len(self.server.messages):032d}"
-                self.server.messages.append({"sid": sid, "to": form.get("To"),
-                                             "from": form.get("From"), "body": form.get("Body")})
+                now = email.utils.formatdate(usegmt=True)  # RFC 2822, as Twilio dates
+                self.server.messages.append({
+                    "sid": sid, "direction": "outbound-api", "to": form.get("To"),
+                    "from": form.get("From"), "body": form.get("Body"), "status": "sent",
+                    "date_created": now, "date_sent": now})
         if fault is not None:
             return self.answer(503, {"code": 20500, "message": "injected failure", "status": 503})
         self.answer(201, {"sid": sid, "status": "queued"})

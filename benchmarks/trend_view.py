@@ -38,6 +38,7 @@ PRACTICE = {
     "webhook_secrets": ["whsec_YmVuY2htYXJrLXNlY3JldC1vZi0zMi1ieXRlcyEh"],
     "ehr": {"type": "fhir-r4", "base_url": "http://127.0.0.1:9/fhir", "auth": {"type": "none"}},
     "delivery": {"channels": ["log"]},
+    "network": {"allow_private": True, "reason": "benchmark: no EHR is called"},
     "smart_app": {"client_id": "bench", "client_secret": "bench-secret-0123",
                   "issuers": ["https://ehr.example.org/fhir"]},
 }

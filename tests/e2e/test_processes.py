@@ -2,7 +2,8 @@
 
 1. PostgreSQL + RabbitMQ: gunicorn (web) and `alliance worker` as separate processes.
 2. The embedded default: one `alliance serve` process (SQLite + the embedded queue).
-The EHR is the demo FHIR endpoint, served over real HTTP.
+The EHR is the demo FHIR endpoint, served over real HTTP; the survey goes by SMS to the
+Twilio-compatible fake of benchmarks/peers.py (the `log` channel is the local demo's only).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from support import (
     require,
     truncate_all,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -96,21 +99,34 @@ def environment(tmp_path, database_url, broker_url, public_url) -> dict:
     return env
 
 
-def apply_practice(tmp_path, env, ehr_url):
+@pytest.fixture
+def sms_server():
+    """A Twilio-compatible SMS provider on its own port; yields (its port, the messages)."""
+    import peers
+
+    server = peers.SmsServer(("127.0.0.1", free_port()))
+    peers.start(server)
+    yield server.server_address[1], server.messages
+    server.shutdown()
+
+
+def apply_practice(tmp_path, env, ehr_url, sms_port):
+    import peers
+
     document = practice_document(ehr={"type": "fhir-r4", "base_url": ehr_url, "auth": {"type": "none"}},
-                                 delivery={"channels": ["log"]})
+                                 delivery={"channels": ["sms"], "sms": peers.sms_settings(sms_port)})
     path = tmp_path / "practice.json"
     path.write_text(json.dumps(document))
     for command in (["db", "upgrade"], ["practice", "apply", str(path)]):
         subprocess.run([BIN / "alliance", *command], env=env, check=True, capture_output=True)
 
 
-def run_one_session(base_url: str, log_source, store: Path) -> dict:
+def run_one_session(base_url: str, texts: list, store: Path) -> dict:
     body, headers = signed_event(DEMO_SECRET, session_completed("enc-e2e", "pat-e2e", phone="+15550001234"))
     answer = requests.post(f"{base_url}/webhooks/northside/events", data=body, headers=headers, timeout=10)
     assert answer.status_code == 202, answer.text
-    link = wait_for(lambda: re.search(r'"link": "([^"]+)"', log_source()), what="the survey link in the log")
-    token = link.group(1).rsplit("/s/", 1)[1]
+    body = wait_for(lambda: texts and texts[-1]["body"], what="the survey SMS")
+    token = re.search(r"/s/(\S+)", body).group(1)
     page = requests.get(f"{base_url}/s/{token}", timeout=10)
     assert page.status_code == 200 and "<form" in page.text
     stored = requests.post(f"{base_url}/api/v1/surveys/{token}/response", json={"answers": LOW}, timeout=10)
@@ -122,7 +138,7 @@ def run_one_session(base_url: str, log_source, store: Path) -> dict:
     return json.loads(flags[0].read_text())
 
 
-def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir_server):
+def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir_server, sms_server):
     require("rabbitmq")
     database_url, engine = postgres_database
     truncate_all(engine)
@@ -133,13 +149,14 @@ def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # web and worker figures add up
-    apply_practice(tmp_path, env, ehr_url)
+    sms_port, texts = sms_server
+    apply_practice(tmp_path, env, ehr_url, sms_port)
     web = Process([BIN / "gunicorn", "service.app:create_app()", "-c", "deploy/gunicorn.conf.py"],
                   {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"}, tmp_path / "web.log")
     worker = Process([BIN / "alliance", "worker"], env, tmp_path / "worker.log")
     try:
         wait_for(lambda: _up(base_url), what="gunicorn")
-        flag = run_one_session(base_url, worker.text, store)
+        flag = run_one_session(base_url, texts, store)
         assert flag["status"] == "active" and "rupture" in flag["code"]["text"].lower()
         assert requests.get(f"{base_url}/readyz", timeout=10).json()["checks"] == {"database": True, "broker": True}
         metrics = requests.get(f"{base_url}/metrics", timeout=10).text
@@ -151,7 +168,7 @@ def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir
         worker.stop()
 
 
-def test_embedded_default_in_one_process_from_an_empty_folder(tmp_path, fhir_server):
+def test_embedded_default_in_one_process_from_an_empty_folder(tmp_path, fhir_server, sms_server):
     """`ALLIANCE_DATABASE_URL=sqlite:////srv/alliance/alliance.db alliance serve` in a folder with
     nothing in it: the service makes its folders, keeps its queue and key beside the database,
     sends the survey, and says when its embedded queue breaks."""
@@ -164,12 +181,13 @@ def test_embedded_default_in_one_process_from_an_empty_folder(tmp_path, fhir_ser
     env = environment(tmp_path, f"sqlite:///{home / 'alliance.db'}", "embedded", base_url)
     for generated in ("ALLIANCE_VAR_DIR", "ALLIANCE_SECRET_KEY"):
         del env[generated]
-    apply_practice(tmp_path, env, ehr_url)
+    sms_port, texts = sms_server
+    apply_practice(tmp_path, env, ehr_url, sms_port)
     serve = Process([BIN / "alliance", "serve", "--port", str(port)], env, tmp_path / "serve.log",
                     cwd=empty)
     try:
         wait_for(lambda: _up(base_url), what="alliance serve")
-        flag = run_one_session(base_url, serve.text, store)
+        flag = run_one_session(base_url, texts, store)
         assert flag["status"] == "active"
         assert sorted(p.name for p in home.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
             "alliance.db", "queue.db", "secret_key"]
