@@ -4,19 +4,40 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ENV := ALLIANCE_DEMO=1 ALLIANCE_LOG_FORMAT=console
 
-.PHONY: run test test-fast lint bench chaos chaos-cluster scaling clean
+# The dependencies are installed from lock files with hashes (pip --require-hashes): every
+# package is the version and the file that was locked. After changing dependencies in
+# pyproject.toml, run `make lock` (needs PyPI) and commit both lock files.
+LOCK = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--quiet
+
+.PHONY: run test test-fast lint audit lock lock-upgrade bench chaos chaos-cluster scaling clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml requirements-test.lock $(VENV)/.installed
+	$(BIN)/pip install --quiet --require-hashes -r requirements-test.lock
 	touch $@
+
+# Regenerate the lock files from pyproject.toml, keeping every pin that still fits (add a
+# dependency: edit pyproject.toml, then this). lock-upgrade moves every pin to the newest.
+lock: $(VENV)/.installed-test
+	$(LOCK) $(UPGRADE) -o requirements.lock
+	$(LOCK) $(UPGRADE) --extra test -c requirements.lock -o requirements-test.lock
+
+lock-upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
+
+# Known vulnerabilities in the locked packages (pip-audit; tests/audit_dependencies.py says
+# what happens when the vulnerability data cannot be reached).
+audit: $(VENV)/.installed-test
+	$(BIN)/python tests/audit_dependencies.py requirements-test.lock
 
 run: $(VENV)/.installed
 	$(DEMO_ENV) $(BIN)/alliance db upgrade
@@ -24,7 +45,7 @@ run: $(VENV)/.installed
 	@cat deploy/demo-next-steps.txt
 	$(DEMO_ENV) $(BIN)/alliance serve --host 127.0.0.1 --port 8000
 
-test: $(VENV)/.installed-test lint
+test: $(VENV)/.installed-test lint audit
 	tests/setup-browser.sh
 	tests/setup-canvas-sdk.sh
 	$(BIN)/pytest
