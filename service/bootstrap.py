@@ -7,6 +7,7 @@ of our own ports (EHR gateway, channels, clock).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -149,13 +150,20 @@ class Services:
             self._practices[practice_id] = (now, found)
         return found
 
-    def cds_key_sets(self):
-        """The CDS clients' JWK Sets, fetched and cached per process (service/clinician/jwks.py)."""
-        if self._key_sets is None:
-            from service.clinician.jwks import KeySets, fetch_key_set
+    def cds_key_sets(self, network=None):
+        """The CDS clients' JWK Sets, fetched and cached per process (service/clinician/jwks.py),
+        one cache per kind of network settings: a set fetched where private addresses are
+        allowed never serves a practice that does not allow them."""
+        from integrations.settings import PUBLIC_ONLY
+        from service.clinician.jwks import KeySets, fetch_key_set
 
-            self._key_sets = KeySets(self.jwks_fetch or fetch_key_set, self.clock)
-        return self._key_sets
+        network = network or PUBLIC_ONLY
+        if self._key_sets is None:
+            self._key_sets = {}
+        if network.allow_private not in self._key_sets:
+            fetch = self.jwks_fetch or functools.partial(fetch_key_set, network=network)
+            self._key_sets[network.allow_private] = KeySets(fetch, self.clock)
+        return self._key_sets[network.allow_private]
 
     def writer_for(self, ehr: EhrSettings):
         return _record_writer(self, ehr)

@@ -72,7 +72,8 @@ class CdsHooks:
         section = (practice.document.get("cds_hooks") if practice else None) or {}
         token = verify_cds_token(bearer_token(authorization), clients=section.get("clients") or [],
                                  audience=audience, now=self.services.clock(),
-                                 key_sets=self.services.cds_key_sets())
+                                 key_sets=self.services.cds_key_sets(
+                                     practice.network if practice else None))
         return Caller(practice, token)
 
     def _remember(self, conn, caller: Caller) -> None:

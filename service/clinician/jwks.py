@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 
 import requests
 
-from integrations.http import USER_AGENT
+from integrations.http import USER_AGENT, build_session
+from integrations.network import DestinationRefused
+from integrations.settings import PUBLIC_ONLY, NetworkSettings
 
 FRESH = timedelta(minutes=5)
 STALE = timedelta(hours=1)
@@ -37,12 +39,14 @@ class UnknownKey(Exception):
     """The key set has no key with that `kid`."""
 
 
-def fetch_key_set(url: str, timeout: float = TIMEOUT_SECONDS) -> dict:
-    """GET a JWK Set: no redirects, at most `timeout` seconds in all, at most MAX_BYTES."""
+def fetch_key_set(url: str, timeout: float = TIMEOUT_SECONDS,
+                  network: NetworkSettings = PUBLIC_ONLY) -> dict:
+    """GET a JWK Set: no redirects, at most `timeout` seconds in all, at most MAX_BYTES, only
+    from an address the practice's network settings allow (integrations/network.py)."""
     deadline = time.monotonic() + timeout
     try:
-        with requests.get(url, timeout=timeout, allow_redirects=False, stream=True,
-                          headers=HEADERS) as answer:
+        with build_session(timeout, network=network) as session, \
+                session.get(url, allow_redirects=False, stream=True, headers=HEADERS) as answer:
             if 300 <= answer.status_code < 400:
                 raise KeySetUnavailable(
                     f"the key set URL answered {answer.status_code}: redirects are not followed")
@@ -52,6 +56,8 @@ def fetch_key_set(url: str, timeout: float = TIMEOUT_SECONDS) -> dict:
     except requests.RequestException as error:
         problem = f"the key set could not be fetched ({type(error).__name__})"
         raise KeySetUnavailable(problem) from None
+    except DestinationRefused as error:
+        raise KeySetUnavailable(f"the key set URL was not called: {error}") from None
     try:
         document = json.loads(body)
     except ValueError:

@@ -16,6 +16,7 @@ from werkzeug import Response
 from service.bootstrap import bootstrap
 from service.clinician.cds_client import public_jwk
 from service.clinician.jwks import FRESH, MAX_BYTES, RETRY, STALE, fetch_key_set
+from support import loopback_network
 
 TIMEOUT = 0.5
 
@@ -51,7 +52,8 @@ def key_server(httpserver):
 def ehr(database, settings_for, clock, key_server):
     url, engine = database
     services = bootstrap(settings_for(url), engine=engine, clock=clock,
-                         jwks_fetch=partial(fetch_key_set, timeout=TIMEOUT))
+                         jwks_fetch=partial(fetch_key_set, timeout=TIMEOUT,
+                                            network=loopback_network()))
     save_practice(services, [{"iss": ISS, "jwks_url": key_server.url}])
     return Ehr(services)
 
@@ -146,7 +148,7 @@ def test_a_last_good_key_set_outlives_a_failing_server_for_a_bounded_time(
 
 
 def test_fetch_key_set_reads_a_real_set(key_server):
-    assert fetch_key_set(key_server.url)["keys"][0]["kid"] == "test-es384"
+    assert fetch_key_set(key_server.url, network=loopback_network())["keys"][0]["kid"] == "test-es384"
 
 
 def test_fetch_key_set_never_waits_long_on_a_server_that_is_not_there():
@@ -154,5 +156,5 @@ def test_fetch_key_set_never_waits_long_on_a_server_that_is_not_there():
 
     started = time.monotonic()
     with pytest.raises(KeySetUnavailable):
-        fetch_key_set("http://127.0.0.1:9/jwks", timeout=TIMEOUT)
+        fetch_key_set("http://127.0.0.1:9/jwks", timeout=TIMEOUT, network=loopback_network())
     assert time.monotonic() - started < TIMEOUT * 2
