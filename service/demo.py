@@ -61,6 +61,7 @@ def register(main: click.Group, services: Callable[[], object]) -> None:
         event = session_completed(session_id, patient_id)
         body, headers = signed_event(found.webhook_secrets[0], event)
         base = (url or wired.settings.public_url).rstrip("/")
+        # A signed request is never re-sent to wherever a redirect points.
         answer = requests.post(f"{base}/webhooks/{practice_id}/events", data=body,
-                               headers=headers, timeout=10)
+                               headers=headers, timeout=10, allow_redirects=False)
         click.echo(f"{answer.status_code} {answer.text.strip()}")

@@ -210,7 +210,7 @@ def _cards(settings, practice, patient: str) -> tuple[list[dict], str | None]:
                           client.iss, user_id=DEMO_CLINICIAN)
     try:
         answer = requests.request(signed.method, signed.url, json=signed.body,
-                                  headers=signed.headers, timeout=5)
+                                  headers=signed.headers, timeout=5, allow_redirects=False)
         cards = answer.json().get("cards", []) if answer.status_code == 200 else None
     except (requests.RequestException, ValueError):
         cards = None
