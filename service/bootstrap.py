@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from integrations.settings import ChannelSettings, EhrSettings
 from service.config import Settings
-from service.crypto import FormSigner, KeyRing, LinkSigner, SecretBox
+from service.crypto import ClientVault, FormSigner, KeyRing, LinkSigner, SecretBox
 from service.persistence.db import make_engine
 
 Clock = Callable[[], datetime]
@@ -110,6 +110,7 @@ class Services:
     box: SecretBox
     signer: LinkSigner
     forms: FormSigner
+    vault: ClientVault
     ehr_for: Callable[[EhrSettings], object] = _real_ehr
     channel_for: Callable[[str, ChannelSettings], object] = field(default=None)
     healthie_for: Callable[[Mapping], object] = _real_healthie
@@ -203,6 +204,7 @@ def bootstrap(
         box=SecretBox(keys),
         signer=LinkSigner(keys),
         forms=FormSigner(keys),
+        vault=ClientVault(keys),
         ehr_for=ehr_for or _real_ehr,
         channel_for=channel_for or _real_channels(settings),
         healthie_for=healthie_for or _real_healthie,

@@ -115,7 +115,8 @@ def db_upgrade() -> None:
     """Apply the Alembic migrations."""
     from service.persistence.migrate import upgrade
 
-    upgrade(_services().engine)
+    services = _services()
+    upgrade(services.engine, services.settings.secret_keys)
     click.echo("database is up to date")
 
 

@@ -9,6 +9,8 @@ lets a key be rotated: `alliance keys rotate` re-encrypts what is stored under t
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Sequence
@@ -19,7 +21,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from itsdangerous import BadSignature, Signer
 
 # HKDF "info" of each use. Changing one invalidates what was made with it.
-ENCRYPTION = b"secret-box"
+ENCRYPTION = b"secret-box"  # practice documents and other service secrets
+CLIENT_DATA = b"client-data"  # clients' phone numbers, e-mail addresses, answers, free text
+PHONE_LOOKUP = b"client-phone-lookup"  # the keyed hash that finds a client by phone number
 LINK_SIGNING = b"survey-link-signing"
 FORM_SIGNING = b"survey-form-signing"
 
@@ -47,28 +51,80 @@ def _hkdf(master: str, purpose: bytes) -> bytes:
 
 
 class SecretBox:
-    """Encrypts JSON documents at rest (Fernet under the derived encryption keys)."""
+    """Encrypts values at rest: Fernet (AES-128-CBC and HMAC-SHA256) under the keys derived for
+    one purpose, the newest key first. `alliance keys rotate` re-encrypts with `reseal`."""
 
-    def __init__(self, keys: KeyRing):
+    def __init__(self, keys: KeyRing, purpose: bytes = ENCRYPTION, what: str = "stored secrets"):
         self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(key))
-                                    for key in keys.derive(ENCRYPTION)])
+                                    for key in keys.derive(purpose)])
+        self._what = what
 
     def seal(self, document: dict) -> str:
         return self._fernet.encrypt(json.dumps(document).encode()).decode()
 
     def open(self, sealed: str) -> dict:
-        try:
-            return json.loads(self._fernet.decrypt(sealed.encode()))
-        except InvalidToken:
-            raise ValueError("stored secrets cannot be decrypted: the key that sealed them is not "
-                             "in ALLIANCE_SECRET_KEYS (was ALLIANCE_SECRET_KEY changed?)") from None
+        return json.loads(self._decrypt(sealed))
+
+    def seal_text(self, text: str | None) -> str | None:
+        return None if text is None else self._fernet.encrypt(text.encode()).decode()
+
+    def open_text(self, sealed: str | None) -> str | None:
+        return None if sealed is None else self._decrypt(sealed).decode()
 
     def reseal(self, sealed: str) -> str:
-        """The same document encrypted under the newest key (for `alliance keys rotate`)."""
+        """The same value encrypted under the newest key (for `alliance keys rotate`)."""
         try:
             return self._fernet.rotate(sealed.encode()).decode()
         except InvalidToken:
             raise ValueError("a stored value cannot be decrypted with any configured key") from None
+
+    def _decrypt(self, sealed: str) -> bytes:
+        try:
+            return self._fernet.decrypt(sealed.encode())
+        except InvalidToken:
+            raise ValueError(f"{self._what} cannot be decrypted: the key that sealed them is not "
+                             "in ALLIANCE_SECRET_KEYS (was ALLIANCE_SECRET_KEY changed?)") from None
+
+
+class KeyedHash:
+    """HMAC-SHA256 under a derived key: finds a row by a value that is stored only encrypted
+    (a blind index). Without the key the hash says nothing; with it, a phone number can be
+    tested, so the hash is as confidential as the value and is rotated with the keys."""
+
+    def __init__(self, keys: KeyRing, purpose: bytes = PHONE_LOOKUP):
+        self._keys = keys.derive(purpose)
+
+    def digest(self, *parts: str) -> str:
+        """The hash under the newest key (what is stored)."""
+        return self._hmac(self._keys[0], parts)
+
+    def digests(self, *parts: str) -> list[str]:
+        """The hash under every configured key, newest first (what a lookup tries)."""
+        return [self._hmac(key, parts) for key in self._keys]
+
+    @staticmethod
+    def _hmac(key: bytes, parts: tuple[str, ...]) -> str:
+        # NUL-separated: no practice id, phone number or e-mail address holds one.
+        return hmac.new(key, "\x00".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+class ClientVault(SecretBox):
+    """Clients' data at rest: phone numbers, e-mail addresses, answers and other free text,
+    sealed under their own derived key (neither this nor the practice box opens what the other
+    sealed), and the keyed hash of phone numbers that lets an SMS STOP or START find its client.
+    """
+
+    def __init__(self, keys: KeyRing):
+        super().__init__(keys, CLIENT_DATA, "stored client data")
+        self._phones = KeyedHash(keys, PHONE_LOOKUP)
+
+    def phone_digest(self, practice_id: str, e164: str) -> str:
+        """The hash stored beside a client's phone; per practice, so it links no two practices."""
+        return self._phones.digest(practice_id, e164)
+
+    def phone_digests(self, practice_id: str, e164: str) -> list[str]:
+        """The hash under every configured key: a lookup finds rows not yet re-hashed."""
+        return self._phones.digests(practice_id, e164)
 
 
 def _signer(keys: KeyRing, purpose: bytes, salt: str) -> Signer:

@@ -18,7 +18,7 @@ import structlog
 
 from integrations.delivery.contact import normalize_phone
 from service.handlers.ports import Ports
-from service.persistence.queries import clients, inbound_sms, surveys
+from service.persistence.queries import clients, events, inbound_sms, surveys
 from service.persistence.queries.clients import BY_LINK, BY_SMS
 
 log = structlog.get_logger(__name__)
@@ -67,9 +67,11 @@ def _open_now(row: dict, now: datetime) -> bool:
 
 
 def opt_out(ports: Ports, practice_id: str, patient_id: str, source: str) -> bool:
-    """Stop surveys to the client; True if this changed anything (the first opt-out time stays)."""
+    """Stop surveys to the client and delete their contact details (the phone's keyed hash
+    stays, so a START finds them); True if the opt-out changed (the first time stays)."""
     with ports.engine.begin() as conn:
         changed = clients.opt_out(conn, practice_id, patient_id, ports.clock(), source)
+        events.forget_contact(conn, ports.vault, practice_id, patient_id=patient_id)
     log.info("client opted out", practice_id=practice_id, source=source, changed=changed)
     return changed
 
@@ -92,8 +94,10 @@ def sms_keyword(ports: Ports, practice_id: str, message_sid: str, phone: str,
     with ports.engine.begin() as conn:
         if not inbound_sms.first_time(conn, practice_id, message_sid, now):
             return None
-        patients = clients.with_phone(conn, practice_id, wanted) if wanted else []
+        patients = clients.with_phone(conn, ports.vault, practice_id, wanted) if wanted else []
         change = clients.opt_out if action == "opt-out" else clients.opt_in
         for patient_id in patients:
             change(conn, practice_id, patient_id, now, BY_SMS)
+            if action == "opt-out":  # the contact details go with the opt-out, everywhere
+                events.forget_contact(conn, ports.vault, practice_id, patient_id=patient_id)
     return len(patients)

@@ -63,7 +63,8 @@ def _record(ports: Ports, practice: Practice, arrival: Arrival) -> Recorded:
     now, event_id, outcome = ports.clock(), str(uuid.uuid4()), arrival.outcome
     state = IGNORED if isinstance(outcome, Ignored) else ACCEPTED
     with ports.engine.begin() as conn:
-        if not events.insert(conn, event_id, practice.id, arrival, state=state, now=now):
+        if not events.insert(conn, ports.vault, event_id, practice.id, arrival, state=state,
+                             now=now):
             return Recorded(events.id_of_delivery(conn, practice.id, arrival),
                             "duplicate-delivery")
         if isinstance(outcome, Ignored):
@@ -97,7 +98,7 @@ def process_event(ctx: JobContext) -> None:
 def _load(ports: Ports, event_id: str) -> tuple[events.StoredEvent, Practice]:
     with ports.engine.begin() as conn:
         try:
-            event = events.load(conn, event_id)
+            event = events.load(conn, ports.vault, event_id)
         except PayloadError as error:
             raise PermanentFailure(str(error)) from None
         practice = practices.load(conn, ports.box, event.practice_id) if event else None

@@ -17,7 +17,7 @@ from integrations.delivery.port import Channel
 from integrations.ehr.port import EhrGateway
 from integrations.settings import ChannelSettings, EhrSettings
 from service.config import Settings
-from service.crypto import LinkSigner, SecretBox
+from service.crypto import ClientVault, LinkSigner, SecretBox
 from service.domain.instruments import Instrument
 from service.practices import Practice
 
@@ -29,6 +29,7 @@ class Ports(Protocol):
     engine: Engine  # one unit of work per `with engine.begin() as conn:`
     clock: Clock
     box: SecretBox  # opens the stored practice documents
+    vault: ClientVault  # seals and opens clients' contact details, answers and free text
     signer: LinkSigner  # survey links
     ehr_for: Callable[[EhrSettings], EhrGateway]  # reads sessions and patients
     channel_for: Callable[[str, ChannelSettings], Channel]

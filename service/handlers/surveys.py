@@ -48,7 +48,8 @@ def schedule_survey(ctx: JobContext, conn: Connection, practice: Practice, event
     """Create the survey for a completed session; returns why not, if it is not sent.
     Raises ContactNotStorable (before writing anything) for a contact value that cannot fit."""
     now = ctx.services.clock()
-    client = clients.count_session(conn, practice.id, session.patient_id, session.contact, now)
+    client = clients.count_session(conn, ctx.services.vault, practice.id, session.patient_id,
+                                  session.contact, now)
     _close_open_surveys(ctx, conn, practice.id, session.patient_id)
     if client["opted_out_at"] is not None:
         return "the client opted out of surveys"
@@ -219,7 +220,8 @@ def _load(ctx: JobContext) -> tuple[dict, Practice, dict | None]:
         if survey is None:
             raise PermanentFailure("survey no longer exists")
         practice = practices.load(conn, ctx.services.box, survey["practice_id"])
-        client = clients.find(conn, survey["practice_id"], survey["patient_id"])
+        client = clients.find(conn, ctx.services.vault, survey["practice_id"],
+                              survey["patient_id"])
     return survey, practice, client
 
 
@@ -276,7 +278,7 @@ def record_answers(ports: Ports, survey: OpenSurvey, answers: dict, scores) -> s
     with ports.engine.begin() as conn:
         if not stored.move(conn, survey.id, OPEN, status=ANSWERED, answered_at=now):
             raise SurveyUnavailable(409, "this survey has already been answered")
-        responses.add(conn, response_id, survey.id, answers, scores, now)
+        responses.add(conn, ports.vault, response_id, survey.id, answers, scores, now)
         outbox.enqueue(conn, "response.writeback", {"survey_id": survey.id}, now=now,
                        practice_id=survey.practice_id, dedupe_key=f"assess:{survey.id}")
     log.info("survey answered", survey_id=survey.id, practice_id=survey.practice_id)

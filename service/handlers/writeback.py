@@ -20,6 +20,7 @@ from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransient
 from integrations.ehr.records import AllianceRecord, AnswerItem, FlagRef
 from service import practices
 from service.clinician import clinician_state
+from service.crypto import ClientVault
 from service.domain.episodes import RuptureEpisode, assign_episode
 from service.domain.instruments import Instrument
 from service.domain.ruptures import RuptureRules, SessionObservation, assess_series
@@ -50,8 +51,9 @@ def assess_and_write_back(ctx: JobContext) -> None:
             raise PermanentFailure("survey no longer exists")
         practice = practices.load(conn, services.box, survey["practice_id"])
         instrument = services.instruments()[survey["instrument_id"]]
-        assessment = _assessment(conn, survey, practice, instrument, services.clock())
-        response = responses.for_survey(conn, survey["id"])
+        assessment = _assessment(conn, services.vault, survey, practice, instrument,
+                                 services.clock())
+        response = responses.for_survey(conn, services.vault, survey["id"])
         episode = episodes.load(conn, assessment["episode_id"])
     assessed = AssessedSurvey(survey["id"], assessment["decision"], assessment["flag_text"],
                               answered=response is not None)
@@ -60,13 +62,14 @@ def assess_and_write_back(ctx: JobContext) -> None:
     _write(ctx, _Target(services.writer_for(practice.ehr), record), plan, episode)
 
 
-def _assessment(conn: Connection, survey: Mapping, practice: Practice, instrument: Instrument,
-                now: datetime) -> dict:
+def _assessment(conn: Connection, vault: ClientVault, survey: Mapping, practice: Practice,
+                instrument: Instrument, now: datetime) -> dict:
     """The stored decision for this survey, computed once (retries reuse it)."""
     stored = assessments.stored(conn, survey["id"])
     if stored:
         return stored
-    history = [_observation(row, instrument) for row in assessments.client_history(conn, survey)]
+    history = [_observation(row, instrument)
+               for row in assessments.client_history(conn, vault, survey)]
     rules = RuptureRules.from_overrides(practice.rupture_rules)
     result = assess_series(history, instrument, rules)[-1]
     opening = RuptureEpisode.opened(str(uuid.uuid4()), survey["practice_id"],

@@ -119,6 +119,22 @@ def load_outcome(payload: dict, reason: str | None = None, patient_id: str | Non
     raise PayloadError(f"unreadable stored event: {data['outcome']} without its details")
 
 
+def holds_contact(outcome: Outcome) -> bool:
+    """Whether the payload stored for this outcome carries a phone number or e-mail address."""
+    contact = outcome.facts.contact if isinstance(outcome, Completed) else None
+    return bool(contact and (contact.phone or contact.email))
+
+
+def without_contact(payload: dict) -> dict:
+    """A stored payload with the client's contact details taken out (every version)."""
+    session = payload.get("session") if isinstance(payload, dict) else None
+    if not isinstance(session, dict):
+        return payload
+    kept = {key: value for key, value in session.items()
+            if key not in ("contact", "phone", "email", "locale")}
+    return {**payload, "session": {**kept, "contact": None}}
+
+
 def _fields(messages, prefix: str = "") -> list[str]:
     if not isinstance(messages, dict):
         return [prefix or "(payload)"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -55,7 +56,11 @@ webhook_events = Table(
     # accepted → survey-scheduled | ignored | duplicate-session | failed
     Column("outcome", String(32), nullable=False),
     Column("reason", String(300)),                           # plain words, no personal data
-    Column("payload", JSON, nullable=False),
+    # service/intake/payload.py's document, sealed with the client-data key (it may hold the
+    # client's contact details); `has_contact` says whether it does, so retention and opt-out
+    # find the rows to strip without opening every payload.
+    Column("sealed_payload", Text, nullable=False),
+    Column("has_contact", Boolean, nullable=False, default=False),
     _when("received_at", False),
     UniqueConstraint("practice_id", "source", "delivery_id", name="uq_webhook_delivery"),
 )
@@ -71,13 +76,19 @@ clients = Table(
     "clients", metadata,
     Column("practice_id", String(64), primary_key=True),
     Column("patient_id", String(200), primary_key=True),
-    Column("phone", String(40)),
-    Column("email", String(320)),
+    # Contact details, sealed with the client-data key (service/crypto.py ClientVault), and the
+    # keyed hash of the phone's E.164 form that an SMS STOP or START finds the client by. The
+    # hash outlives the contact details of a client who opted out: a START must still find them.
+    Column("sealed_phone", Text),
+    Column("sealed_email", Text),
+    Column("phone_hash", String(64)),
     Column("locale", String(16)),
     Column("sessions_completed", Integer, nullable=False, default=0),
+    _when("last_session_at"),                                # contact retention counts from here
     _when("opted_out_at"),
     Column("opted_out_by", String(8)),                        # sms | link: an SMS STOP wins
     _when("updated_at", False),
+    Index("ix_clients_phone_hash", "practice_id", "phone_hash"),
 )
 
 surveys = Table(
@@ -107,7 +118,9 @@ responses = Table(
     "responses", metadata,
     Column("id", String(36), primary_key=True),
     Column("survey_id", String(36), ForeignKey("surveys.id"), nullable=False, unique=True),
-    Column("answers", JSON, nullable=False),
+    # The whole answers document (free text included), sealed with the client-data key. The
+    # scores beside it stay readable: the rupture rules and the trend view work from them.
+    Column("sealed_answers", Text, nullable=False),
     Column("total", Float, nullable=False),
     Column("subscales", JSON, nullable=False),
     Column("pomp", Float, nullable=False),
@@ -303,4 +316,23 @@ sends_in_flight = Table(
     Column("kind", String(16), primary_key=True),             # invitation | reminder
     Column("channel", String(16), primary_key=True),
     _when("started_at", False),
+)
+
+# --- who read a client's data (CONTRACT §11): ids only, never the data itself --------------
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", String(36), primary_key=True),
+    _when("at", False),
+    Column("practice_id", String(64), nullable=False),
+    Column("patient_id", String(200)),                       # whose data; None: no one client
+    # Who: "Practitioner/123" (a SMART id_token's fhirUser), "api-key:{key id}",
+    # "cds-client:{iss}", "cli:{operating-system user}".
+    Column("actor", String(500), nullable=False),
+    Column("channel", String(32), nullable=False),           # smart | alerts-api | cds | cli
+    Column("action", String(32), nullable=False),            # read | export | erase
+    Column("what", String(100), nullable=False),             # e.g. "trend view", "alert"
+    Column("ref", String(200)),                              # the id read (an episode, …)
+    Index("ix_audit_log_practice_at", "practice_id", "at"),
+    Index("ix_audit_log_patient", "practice_id", "patient_id"),
 )

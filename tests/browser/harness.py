@@ -78,8 +78,9 @@ class LiveSite:
     def stored_answers(self, link: str) -> dict | None:
         survey_id = self.services.signer.survey_id(link.rsplit("/s/", 1)[1])
         with self.services.engine.begin() as conn:
-            return conn.execute(select(responses.c.answers).where(
+            sealed = conn.execute(select(responses.c.sealed_answers).where(
                 responses.c.survey_id == survey_id)).scalar()
+        return None if sealed is None else self.services.vault.open(sealed)
 
     def opted_out(self, link: str) -> bool:
         survey_id = self.services.signer.survey_id(link.rsplit("/s/", 1)[1])

@@ -34,7 +34,7 @@ def test_rotation_re_encrypts_every_practice_under_the_newest_key(tmp_path):
     both = {"ALLIANCE_SECRET_KEYS": f"{NEW},{TEST_SECRET_KEY}"}
     rotated = run(both, "keys", "rotate")
     assert rotated.exit_code == 0, rotated.output
-    assert "practices: 1 re-encrypted" in rotated.output
+    assert "practices.sealed_document: 1 re-encrypted" in rotated.output
     shown = run(new_only, "practice", "show", "northside")
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["id"] == "northside"

@@ -12,7 +12,9 @@ import pytest
 import structlog
 from sqlalchemy import select
 
+from integrations.delivery.port import Contact
 from service import practices
+from service.persistence.queries import clients as stored_clients
 from service.demo import session_completed, signed_event
 from service.persistence.tables import clients
 from service.web import create_app
@@ -182,8 +184,8 @@ def test_the_number_matches_in_any_spelling_and_only_in_this_practice(client, se
         for practice_id, patient_id, phone in (
                 ("northside", "pat-a", "+1 (555) 123-4567"), ("northside", "pat-b", "+15551234567"),
                 ("northside", "pat-c", "+15559994567"), ("eastside", "pat-a", "+15551234567")):
-            conn.execute(clients.insert().values(practice_id=practice_id, patient_id=patient_id,
-                                                 phone=phone, sessions_completed=1, updated_at=clock()))
+            stored_clients.count_session(conn, services.vault, practice_id, patient_id,
+                                         Contact(phone=phone), clock())
     assert sms(client, "STOP").status_code == 200
     assert opted_out_at(services, "pat-a") is not None
     assert opted_out_at(services, "pat-b") is not None

@@ -42,7 +42,8 @@ def rows(services) -> dict[str, int]:
 
 def events(services) -> list[dict]:
     with services.engine.begin() as conn:
-        return [dict(r) for r in conn.execute(select(webhook_events)).mappings()]
+        rows = [dict(r) for r in conn.execute(select(webhook_events)).mappings()]
+    return [{**row, "payload": services.vault.open(row["sealed_payload"])} for row in rows]
 
 
 def post(client, document=None, **sign_options):

@@ -201,7 +201,8 @@ def test_free_text_is_escaped_on_the_page_and_stored_as_written(client, send, se
     assert "<script>" not in html
     assert post_form(client, token, {**VALID, "comment": attack}).status_code == 200
     with services.engine.begin() as conn:
-        assert conn.execute(select(responses.c.answers)).scalar()["comment"] == attack
+        sealed = conn.execute(select(responses.c.sealed_answers)).scalar()
+    assert services.vault.open(sealed)["comment"] == attack
 
 
 def test_posts_are_limited_per_link_and_address(client, send, services, clock):

@@ -106,7 +106,8 @@ def test_a_used_link_cannot_answer_again(client, send, services):
     assert client.post(f"/api/v1/surveys/{token}/response", json={"answers": changed}).status_code == 409
     assert answers_stored(services) == 1
     with services.engine.begin() as conn:
-        assert conn.execute(select(responses.c.answers)).scalar()["bond"] == 8
+        sealed = conn.execute(select(responses.c.sealed_answers)).scalar()
+    assert services.vault.open(sealed)["bond"] == 8
 
 
 def test_one_link_never_reaches_another_clients_survey(client, send, services):

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from sqlalchemy import Connection, and_, or_, select
 
+from service.crypto import ClientVault
+from service.persistence.queries.responses import opened
 from service.persistence.tables import assessments, responses, surveys
 
 
@@ -29,7 +31,7 @@ def insert(conn: Connection, assessment: Mapping) -> None:
     conn.execute(assessments.insert().values(**assessment))
 
 
-def client_history(conn: Connection, survey: Mapping) -> list[dict]:
+def client_history(conn: Connection, vault: ClientVault, survey: Mapping) -> list[dict]:
     """The client's assessable surveys up to this one, in session order, ending with this one.
 
     Each row: id, session_id, session_ended_at, and the stored response (answers, total,
@@ -37,7 +39,7 @@ def client_history(conn: Connection, survey: Mapping) -> list[dict]:
     """
     rows = conn.execute(
         select(surveys.c.id, surveys.c.session_id, surveys.c.session_ended_at,
-               surveys.c.created_at, responses.c.answers, responses.c.total,
+               surveys.c.created_at, responses.c.sealed_answers, responses.c.total,
                responses.c.subscales, responses.c.pomp)
         .outerjoin(responses, responses.c.survey_id == surveys.c.id)
         .where(surveys.c.practice_id == survey["practice_id"],
@@ -55,4 +57,4 @@ def client_history(conn: Connection, survey: Mapping) -> list[dict]:
     cutoff = when(survey)
     earlier = sorted((r for r in rows if r["id"] != survey["id"] and when(r) <= cutoff), key=when)
     current = [r for r in rows if r["id"] == survey["id"]]
-    return [dict(row) for row in [*earlier, *current]]
+    return [opened(vault, row) for row in [*earlier, *current]]

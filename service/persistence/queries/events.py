@@ -1,7 +1,8 @@
 """The event log (`webhook_events`) and the session keys that make one survey per session.
 
 The payload column is written and read only here, through the schema of
-`service/intake/payload.py`: callers see an Arrival going in and typed facts coming out.
+`service/intake/payload.py`: callers see an Arrival going in and typed facts coming out. It is
+stored sealed with the client-data key, since it may carry the client's contact details.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select, update
 
+from service.crypto import ClientVault
 from service.intake.facts import Arrival, Ignored, Outcome, clip
-from service.intake.payload import dump_outcome, load_outcome
+from service.intake.payload import dump_outcome, holds_contact, load_outcome, without_contact
 from service.persistence.sql import insert_all_if_absent, insert_if_absent
 from service.persistence.tables import session_keys, webhook_events
 
@@ -30,8 +32,8 @@ class StoredEvent:
     state: str  # accepted → survey-scheduled | ignored | duplicate-session | failed
 
 
-def insert(conn: Connection, event_id: str, practice_id: str, arrival: Arrival, *,
-           state: str, now: datetime) -> bool:
+def insert(conn: Connection, vault: ClientVault, event_id: str, practice_id: str,
+           arrival: Arrival, *, state: str, now: datetime) -> bool:
     """Store an arrival; False (and nothing stored) when its delivery was stored before."""
     outcome = arrival.outcome
     return insert_if_absent(conn, webhook_events, dict(
@@ -39,7 +41,8 @@ def insert(conn: Connection, event_id: str, practice_id: str, arrival: Arrival, 
         delivery_id=arrival.delivery_id, event_type=clip(arrival.event_type, EVENT_TYPE_LENGTH),
         session_id=arrival.session_id, patient_id=arrival.patient_id, outcome=state,
         reason=clip(outcome.reason, REASON_LENGTH) if isinstance(outcome, Ignored) else None,
-        payload=dump_outcome(outcome), received_at=now,
+        sealed_payload=vault.seal(dump_outcome(outcome)), has_contact=holds_contact(outcome),
+        received_at=now,
     ))
 
 
@@ -50,13 +53,14 @@ def id_of_delivery(conn: Connection, practice_id: str, arrival: Arrival) -> str:
         webhook_events.c.delivery_id == arrival.delivery_id)).scalar_one()
 
 
-def load(conn: Connection, event_id: str) -> StoredEvent | None:
+def load(conn: Connection, vault: ClientVault, event_id: str) -> StoredEvent | None:
     """The event with its typed outcome (raises PayloadError for an unreadable payload)."""
     row = conn.execute(select(webhook_events).where(webhook_events.c.id == event_id)
                        ).mappings().first()
     if row is None:
         return None
-    outcome = load_outcome(row["payload"], row["reason"], row["patient_id"], row["session_id"])
+    payload = vault.open(row["sealed_payload"])
+    outcome = load_outcome(payload, row["reason"], row["patient_id"], row["session_id"])
     return StoredEvent(row["id"], row["practice_id"], row["source"], outcome, row["outcome"])
 
 
@@ -92,3 +96,20 @@ def recent(conn: Connection, practice_id: str | None, limit: int) -> list[dict]:
     if practice_id:
         query = query.where(webhook_events.c.practice_id == practice_id)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def forget_contact(conn: Connection, vault: ClientVault, practice_id: str, *,
+                   patient_id: str | None = None, before: datetime | None = None) -> int:
+    """Take the contact details out of stored payloads: a client's (opt-out), or all received
+    before a time (retention); how many payloads held some."""
+    where = [webhook_events.c.practice_id == practice_id, webhook_events.c.has_contact]
+    if patient_id is not None:
+        where.append(webhook_events.c.patient_id == patient_id)
+    if before is not None:
+        where.append(webhook_events.c.received_at < before)
+    rows = conn.execute(select(webhook_events.c.id, webhook_events.c.sealed_payload)
+                        .where(*where)).all()
+    for event_id, sealed in rows:
+        conn.execute(update(webhook_events).where(webhook_events.c.id == event_id).values(
+            sealed_payload=vault.seal(without_contact(vault.open(sealed))), has_contact=False))
+    return len(rows)
