@@ -24,6 +24,7 @@ from schemas.doors import EhrPoll, Hl7v2
 from schemas.healthie import HealthieSettings
 from schemas.identifier_systems import IdentifierSystems
 from schemas.network import Network, destination_problems
+from schemas.retention import Retention
 from schemas.smart_app import SmartApp
 
 PRACTICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -211,6 +212,7 @@ class PracticeDocument(StrictSchema):
     smart_app = fields.Nested(SmartApp, load_default=None, allow_none=True)
     cds_hooks = fields.Nested(CdsHooksSection, load_default=None, allow_none=True)
     network = fields.Nested(Network, load_default=None, allow_none=True)
+    retention = fields.Nested(Retention, load_default=lambda: Retention().load({}))
 
     @validates("timezone")
     def _known_zone(self, value, **_kwargs):

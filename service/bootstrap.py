@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from integrations.settings import ChannelSettings, EhrSettings
 from service.config import Settings
 from service.crypto import ClientVault, FormSigner, KeyRing, LinkSigner, SecretBox
-from service.persistence.db import make_engine
+from service.persistence.db import make_engine, private_sqlite_file
 
 Clock = Callable[[], datetime]
 
@@ -174,7 +174,8 @@ class Services:
 
 
 def make_folders(settings: Settings) -> None:
-    """Create every folder the service writes to (readable by the service's user only)."""
+    """Create every folder the service writes to, and the embedded queue's file, readable by
+    the service's user only (the database file is made so by make_engine)."""
     folders = []
     if settings.is_sqlite or settings.embedded_broker or settings.demo:
         folders.append(settings.var_dir)
@@ -182,6 +183,8 @@ def make_folders(settings: Settings) -> None:
         folders.append(Path(settings.prometheus_multiproc_dir))
     for folder in folders:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if settings.embedded_broker:
+        private_sqlite_file(settings.embedded_queue_file)  # the queue holds job ids only
 
 
 def bootstrap(

@@ -285,6 +285,7 @@ def _register_extensions() -> None:
         cli_dlq,
         cli_doors,
         cli_keys,
+        cli_privacy,
         cli_science,
         demo,
     )
@@ -298,6 +299,7 @@ def _register_extensions() -> None:
                          instruments_dir=lambda: _settings().instruments_dir)
     cli_clinician.register(main, _services)
     cli_dlq.register(main, _services)
+    cli_privacy.register(main, _services)
 
 
 def _practice_rules(practice_id: str) -> dict:

@@ -41,6 +41,7 @@ class Settings:
     redeliver_after: float = 120.0
     max_attempts: int = 12
     max_job_age_hours: float = 48.0
+    job_retention_days: float = 14.0  # finished jobs are deleted after this long
     instruments_dir: Path | None = None
     prometheus_multiproc_dir: str | None = None
     rabbitmq_queue_type: str = "classic"
@@ -96,6 +97,7 @@ class Settings:
             redeliver_after=_number(env, "ALLIANCE_REDELIVER_AFTER", 120.0),
             max_attempts=int(_number(env, "ALLIANCE_MAX_ATTEMPTS", 12)),
             max_job_age_hours=_number(env, "ALLIANCE_MAX_JOB_AGE_HOURS", 48.0),
+            job_retention_days=_positive(env, "ALLIANCE_JOB_RETENTION_DAYS", 14.0),
             instruments_dir=Path(instruments) if instruments else var_dir / "instruments",
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             rabbitmq_queue_type=_queue_type(env, broker_url),
@@ -110,6 +112,13 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default)
+    if not value > 0 or math.isinf(value):
+        raise ConfigError(f"{name} must be a positive number, got {env.get(name)!r}")
+    return value
 
 
 def _var_dir(configured: str | None, database_url: str) -> Path:

@@ -75,6 +75,19 @@ class SurveySettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """`retention` (schemas/retention.py): days a client's data is kept."""
+
+    contact_days: int = 180  # after the client's last session
+    responses_days: int = 730
+
+    @classmethod
+    def from_document(cls, block: Mapping[str, Any] | None) -> RetentionSettings:
+        return cls(**{name: block[name] for name in ("contact_days", "responses_days")
+                      if block and name in block})
+
+
+@dataclass(frozen=True)
 class DeliverySettings:
     channels: tuple[str, ...]  # tried in this order
     sms: SmsSettings | None = None
@@ -132,6 +145,7 @@ class Practice:
     # The validated document as stored: for `practice show`, and for sections that other
     # modules define and read (their schemas sit in schemas/, one field each in PracticeDocument).
     document: Mapping[str, Any] = field(repr=False, compare=False)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Practice:
@@ -153,6 +167,7 @@ class Practice:
             rupture_rules=document.get("rupture_rules") or {},
             network=network,
             document=document,
+            retention=RetentionSettings.from_document(document.get("retention")),
         )
 
     def redacted(self) -> dict:

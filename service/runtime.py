@@ -13,6 +13,7 @@ import structlog
 
 from service.bootstrap import Services
 from service.handlers.registry import JOB_HANDLERS
+from service.handlers.retention import schedule_retention
 from service.handlers.runner import JobRunner
 from service.messaging.broker import connect, purge_delivered
 from service.messaging.consumer import JobConsumer
@@ -52,6 +53,7 @@ class Workers:
         if self.relay:
             # /readyz of this process reports a relay that cannot publish.
             self.services.relay_health = RelayHealth()
+            self._schedule_retention()
             self._spawn("relay", self._run_relay)
         for index in range(self.consumer_count):
             self._spawn(f"consumer-{index}", self._run_consumer)
@@ -63,6 +65,15 @@ class Workers:
             consumer.should_stop = True
         for thread in self.threads:
             thread.join(timeout)
+
+    def _schedule_retention(self) -> None:
+        """Queue the daily retention run (each run queues the next; this starts the chain, and
+        every worker doing so still makes one run a day)."""
+        try:
+            with self.services.engine.begin() as conn:
+                schedule_retention(conn, self.services.clock())
+        except Exception as error:  # the database is down: the relay will say so too
+            log.warning("retention run not scheduled", error=type(error).__name__)
 
     def _spawn(self, name: str, target) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import Connection
 
 from service.persistence.queries import alerts as queries
+from service.persistence.queries import audit
 
 log = structlog.get_logger(__name__)
 
@@ -36,12 +37,14 @@ def alerts_page(conn: Connection, practice_id: str, since: datetime | None,
     return AlertsPage([_alert(row, zone) for row in rows], rows[-1]["id"] if more else None)
 
 
-def record_read(practice_id: str, key_id: str, alert_ids: list[str]) -> None:
-    """Every read of client data through the alerts API passes here once per answer.
-
-    Today a log line (opaque ids only); the audit log (issue 12) records each read here.
-    """
-    log.info("alerts read", practice_id=practice_id, api_key_id=key_id, alerts=len(alert_ids))
+def record_read(conn: Connection, practice_id: str, key_id: str, alerts: list[dict],
+                now: datetime) -> None:
+    """Every read of client data through the alerts API passes here once per answer: one audit
+    row per alert read (whose, which episode), in the read's transaction, and a log line."""
+    audit.record(conn, [audit.Access(practice_id, alert["patient_id"], f"api-key:{key_id}",
+                                     audit.ALERTS_API, audit.READ, "alert", alert["id"])
+                        for alert in alerts], now)
+    log.info("alerts read", practice_id=practice_id, api_key_id=key_id, alerts=len(alerts))
 
 
 def summary(status: str, level: str, session_day: date) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from service.handlers.events import process_event
 from service.handlers.polling import poll_ehr
+from service.handlers.retention import retention_job
 from service.handlers.runner import Handler
 from service.handlers.surveys import expire_survey, send_invitation, send_reminder
 from service.handlers.writeback import assess_and_write_back
@@ -16,4 +17,5 @@ JOB_HANDLERS: dict[str, Handler] = {
     "survey.expire": expire_survey,
     "response.writeback": assess_and_write_back,
     "survey.missed": assess_and_write_back,
+    "retention.run": retention_job,
 }

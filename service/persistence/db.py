@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -20,6 +21,7 @@ def make_engine(database_url: str) -> Engine:
                              hide_parameters=True)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(url.database))
     engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
@@ -39,3 +41,20 @@ def make_engine(database_url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+# SQLite's companions of a database file: it creates them with the database file's mode.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make an embedded SQLite file readable and writable by the service's user only (0600):
+    created so if missing, and its mode (and that of its WAL, shared-memory and journal files)
+    set to 0600 if it was created otherwise (before this check, or by hand)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError:
+        return  # the folder is not ours to write: SQLite will say so, naming the file
+    for candidate in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            candidate.chmod(0o600)

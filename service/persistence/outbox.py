@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from service.persistence.sql import insert_if_absent
 from service.persistence.tables import outbox
@@ -149,6 +149,23 @@ def drop(conn: Connection, job_id: str, *, now: datetime) -> bool:
         .values(status=DROPPED, finished_at=now)
     )
     return result.rowcount == 1
+
+
+def delete_finished(conn: Connection, *, before: datetime) -> int:
+    """Delete jobs done or dropped before `before` (retention); how many. Dead jobs stay: the
+    dead-letter store is emptied by replaying or dropping them."""
+    return conn.execute(delete(outbox).where(
+        outbox.c.status.in_([DONE, DROPPED]), outbox.c.finished_at < before)).rowcount
+
+
+def delete_for(conn: Connection, *, survey_ids: list[str], event_ids: list[str]) -> int:
+    """Delete every job, in any state, about these surveys or events (erasing a client)."""
+    about = []
+    if survey_ids:
+        about.append(outbox.c.payload["survey_id"].as_string().in_(survey_ids))
+    if event_ids:
+        about.append(outbox.c.payload["event_id"].as_string().in_(event_ids))
+    return conn.execute(delete(outbox).where(or_(*about))).rowcount if about else 0
 
 
 def _job(row) -> Job:

@@ -35,7 +35,7 @@ def practice_alerts(practice_id: str):
         query = _query()
         page = alerts_page(conn, practice_id, query["since"], _after(query["cursor"]),
                            query["limit"])
-    record_read(practice_id, key_id, [alert["id"] for alert in page.alerts])
+        record_read(conn, practice_id, key_id, page.alerts, services.clock())
     return jsonify(PAGE.dump({
         "practice_id": practice_id, "as_of": services.clock(), "alerts": page.alerts,
         "next_cursor": _cursor(page.last_id)}))

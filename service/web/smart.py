@@ -22,7 +22,7 @@ from service.clinician.chart import MAX_POINTS, build_charts
 from service.clinician.table import table_rows
 from service.clinician.trend import build_trend, latest_instrument
 from service.domain.ruptures import RuptureRules
-from service.persistence.queries import smart_sessions
+from service.persistence.queries import audit, smart_sessions
 from service.persistence.queries import trend as trend_queries
 from service.persistence.queries.smart_sessions import PendingLaunch, SmartSession, digest
 
@@ -99,7 +99,7 @@ def callback(practice_id: str):
 @bp.get("/<practice_id>/view")
 def view(practice_id: str):
     """The launch patient's alliance trend: charts, table, open rupture (HTML, no script)."""
-    session, trend = _trend_of_session(practice_id, bands_for_last=MAX_POINTS)
+    session, trend = _trend_of_session(practice_id, "trend view", bands_for_last=MAX_POINTS)
     return render_template("smart_view.html", trend=trend, session=session,
                            charts=build_charts(trend), rows=table_rows(trend))
 
@@ -107,7 +107,7 @@ def view(practice_id: str):
 @bp.get("/<practice_id>/view.json")
 def view_json(practice_id: str):
     """The same data as JSON."""
-    session, trend = _trend_of_session(practice_id)
+    session, trend = _trend_of_session(practice_id, "trend data")
     return jsonify({**trend.as_dict(), "fhir_user": session.fhir_user})
 
 
@@ -144,13 +144,15 @@ def _launch_failed(error: SmartLaunchError):
     return _refusal_response(error.status, title, error.message[:300] + ".")
 
 
-def _trend_of_session(practice_id: str, bands_for_last: int | None = None):
+def _trend_of_session(practice_id: str, what: str, bands_for_last: int | None = None):
     session = _session(practice_id)
     services = _services()
     practice = g.practice
-    with services.engine.connect() as conn:
+    with services.engine.begin() as conn:  # the read and its audit row, together
         rows = trend_queries.client_surveys(conn, practice_id, session.patient_id)
         episode = trend_queries.open_episode(conn, practice_id, session.patient_id)
+        audit.record(conn, [audit.Access(practice_id, session.patient_id, _reader(session),
+                                         audit.SMART, audit.READ, what)], services.clock())
     instruments = services.instruments()
     instrument = instruments.get(latest_instrument(rows, practice.survey.instrument))
     if instrument is None:
@@ -159,6 +161,11 @@ def _trend_of_session(practice_id: str, bands_for_last: int | None = None):
     rules = RuptureRules.from_overrides(practice.rupture_rules)
     return session, build_trend(session.patient_id, rows, instrument, rules, practice.timezone,
                                 episode, bands_for_last)
+
+
+def _reader(session: SmartSession) -> str:
+    """Who reads: the signed-in user's FHIR reference, else the EHR that launched the app."""
+    return session.fhir_user or f"smart-launch:{session.iss}"
 
 
 def _session(practice_id: str) -> SmartSession:

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from integrations.delivery.port import Contact
 from service import practices
-from service.persistence.queries import clients as stored_clients
 from service.demo import session_completed, signed_event
+from service.persistence.queries import clients as stored_clients
 from service.persistence.tables import clients
 from service.web import create_app
 from service.web.consent import EMPTY_TWIML, keyword_action, twilio_signature

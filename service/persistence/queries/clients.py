@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 
 from integrations.delivery.contact import normalize_phone
 from integrations.delivery.port import Contact
@@ -162,3 +162,9 @@ def forget_stale_contacts(conn: Connection, practice_id: str, before: datetime) 
 def _check(field: str, value: str) -> None:
     if len(value) > MAX_LENGTH[field] or any(ord(ch) < 32 or ch == "\x7f" for ch in value):
         raise ContactNotStorable(field)
+
+
+def erase(conn: Connection, practice_id: str, patient_id: str) -> int:
+    """Delete the client's row, keyed hash included (erasure); 1 if there was one."""
+    return conn.execute(delete(clients).where(
+        clients.c.practice_id == practice_id, clients.c.patient_id == patient_id)).rowcount

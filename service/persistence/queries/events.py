@@ -99,16 +99,17 @@ def recent(conn: Connection, practice_id: str | None, limit: int) -> list[dict]:
 
 
 def forget_contact(conn: Connection, vault: ClientVault, practice_id: str, *,
-                   patient_id: str | None = None, before: datetime | None = None) -> int:
-    """Take the contact details out of stored payloads: a client's (opt-out), or all received
-    before a time (retention); how many payloads held some."""
+                   patient_id: str | None = None, before: datetime | None = None,
+                   limit: int | None = None) -> int:
+    """Take the contact details out of stored payloads: a client's (opt-out), or those received
+    before a time (retention), at most `limit`; how many payloads held some."""
     where = [webhook_events.c.practice_id == practice_id, webhook_events.c.has_contact]
     if patient_id is not None:
         where.append(webhook_events.c.patient_id == patient_id)
     if before is not None:
         where.append(webhook_events.c.received_at < before)
     rows = conn.execute(select(webhook_events.c.id, webhook_events.c.sealed_payload)
-                        .where(*where)).all()
+                        .where(*where).limit(limit)).all()
     for event_id, sealed in rows:
         conn.execute(update(webhook_events).where(webhook_events.c.id == event_id).values(
             sealed_payload=vault.seal(without_contact(vault.open(sealed))), has_contact=False))

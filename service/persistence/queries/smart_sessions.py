@@ -39,10 +39,16 @@ class SmartSession:
 
 def save_launch(conn: Connection, state: str, launch: PendingLaunch, *, now: datetime) -> None:
     """Store a launch under its state; expired launches and sessions are swept on the way."""
-    conn.execute(delete(smart_launches).where(smart_launches.c.expires_at < now))
-    conn.execute(delete(smart_sessions).where(smart_sessions.c.expires_at < now))
+    sweep_expired(conn, now)
     conn.execute(smart_launches.insert().values(
         state_hash=digest(state), created_at=now, **launch.__dict__))
+
+
+def sweep_expired(conn: Connection, now: datetime) -> int:
+    """Delete expired launches and sessions (a session names its patient); how many."""
+    launches = conn.execute(delete(smart_launches).where(smart_launches.c.expires_at < now))
+    sessions = conn.execute(delete(smart_sessions).where(smart_sessions.c.expires_at < now))
+    return launches.rowcount + sessions.rowcount
 
 
 def take_launch(conn: Connection, state: str, practice_id: str, *,

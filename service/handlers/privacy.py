@@ -1,0 +1,35 @@
+"""A client's rights over their data, for the command line: everything the service holds on
+them, exported or erased, each recorded in the audit log in the same transaction."""
+
+from __future__ import annotations
+
+import structlog
+
+from service.handlers.ports import Ports
+from service.persistence.queries import audit, erasure
+
+log = structlog.get_logger(__name__)
+
+
+def export_client(ports: Ports, practice_id: str, patient_id: str, actor: str) -> dict | None:
+    """Everything held on the client, opened; None (and no audit row) when nothing is held."""
+    with ports.engine.begin() as conn:
+        found = erasure.export_client(conn, ports.vault, practice_id, patient_id)
+        if found is not None:
+            audit.record(conn, [audit.Access(practice_id, patient_id, actor, audit.CLI,
+                                             audit.EXPORT, "everything held")], ports.clock())
+    log.info("client exported", practice_id=practice_id, found=found is not None)
+    return found
+
+
+def erase_client(ports: Ports, practice_id: str, patient_id: str,
+                 actor: str) -> tuple[dict[str, int], list[str]]:
+    """Delete everything held on the client: (counts by table, ids of the Flags that stay in
+    the EHR). One transaction, with its audit row."""
+    with ports.engine.begin() as conn:
+        flags = erasure.flags_in_the_ehr(conn, practice_id, patient_id)
+        counts = erasure.erase_client(conn, practice_id, patient_id)
+        audit.record(conn, [audit.Access(practice_id, patient_id, actor, audit.CLI,
+                                         audit.ERASE, "everything held")], ports.clock())
+    log.info("client erased", practice_id=practice_id, rows=sum(counts.values()))
+    return counts, flags
