@@ -116,8 +116,12 @@ def db_upgrade() -> None:
     from service.persistence.migrate import upgrade
 
     services = _services()
-    upgrade(services.engine, services.settings.secret_keys)
+    sealed = upgrade(services.engine, services.settings.secret_keys)
     click.echo("database is up to date")
+    if sealed and not services.settings.is_sqlite:
+        click.echo(f"{sealed} rows stored in plaintext were encrypted; their old versions stay "
+                   "in the database files until PostgreSQL rewrites them: run VACUUM FULL "
+                   "clients, webhook_events, responses (docs/security.md)")
 
 
 @main.group()

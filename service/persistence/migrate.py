@@ -23,6 +23,25 @@ def alembic_config(engine: Engine, secret_keys: Sequence[str] | None = None) -> 
     return config
 
 
-def upgrade(engine: Engine, secret_keys: Sequence[str] | None = None) -> None:
-    """Bring the database schema to the newest revision."""
-    command.upgrade(alembic_config(engine, secret_keys), "head")
+def upgrade(engine: Engine, secret_keys: Sequence[str] | None = None) -> int:
+    """Bring the database schema to the newest revision; returns how many rows stored in
+    plaintext a migration encrypted (0005). SQLite is then vacuumed, so the plaintext does not
+    linger in freed pages or the WAL; PostgreSQL needs `VACUUM FULL` (docs/security.md)."""
+    config = alembic_config(engine, secret_keys)
+    command.upgrade(config, "head")
+    sealed = config.attributes.get("rows_sealed", 0)
+    if sealed and engine.dialect.name == "sqlite":
+        vacuum_sqlite(engine)
+    return sealed
+
+
+def vacuum_sqlite(engine: Engine) -> None:
+    """Rewrite a SQLite file without its freed pages, and empty its WAL."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("VACUUM")  # the connection is in autocommit mode (db.make_engine)
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        raw.close()

@@ -68,9 +68,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("sealed_answers", sa.Text(), nullable=True))
 
     conn, vault = op.get_bind(), _Vault()
-    _seal_clients(conn, vault)
-    _seal_events(conn, vault)
-    _seal_answers(conn, vault)
+    sealed = _seal_clients(conn, vault) + _seal_events(conn, vault) + _seal_answers(conn, vault)
+    # For `alliance db upgrade`: rows were plaintext, so freed pages may still hold their text.
+    context.config.attributes["rows_sealed"] = sealed
 
     with op.batch_alter_table("clients") as batch:
         batch.drop_column("phone")
@@ -101,7 +101,7 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_patient", "audit_log", ["practice_id", "patient_id"])
 
 
-def _seal_clients(conn, vault) -> None:
+def _seal_clients(conn, vault) -> int:
     from integrations.delivery.contact import normalize_phone
 
     rows = conn.execute(sa.select(_clients.c.practice_id, _clients.c.patient_id,
@@ -121,20 +121,23 @@ def _seal_clients(conn, vault) -> None:
     _update(conn, sa.update(_clients).where(
         _clients.c.practice_id == sa.bindparam("k_practice"),
         _clients.c.patient_id == sa.bindparam("k_patient")), changes)
+    return len(changes)
 
 
-def _seal_events(conn, vault) -> None:
+def _seal_events(conn, vault) -> int:
     rows = conn.execute(sa.select(_events.c.id, _events.c.payload)).all()
     changes = [{"k_id": event_id, "sealed_payload": vault().seal(payload or {}),
                 "has_contact": _has_contact(payload)} for event_id, payload in rows]
     _update(conn, sa.update(_events).where(_events.c.id == sa.bindparam("k_id")), changes)
+    return len(changes)
 
 
-def _seal_answers(conn, vault) -> None:
+def _seal_answers(conn, vault) -> int:
     rows = conn.execute(sa.select(_responses.c.id, _responses.c.answers)).all()
     changes = [{"k_id": response_id, "sealed_answers": vault().seal(answers)}
                for response_id, answers in rows]
     _update(conn, sa.update(_responses).where(_responses.c.id == sa.bindparam("k_id")), changes)
+    return len(changes)
 
 
 def _has_contact(payload) -> bool:
