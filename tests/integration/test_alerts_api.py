@@ -196,3 +196,17 @@ def test_a_bad_query_is_refused_naming_the_parameter(client, key, query, field):
     answer = get(client, key, **query)
     assert answer.status_code == 422 and answer.mimetype == "application/problem+json"
     assert field in answer.get_json()["errors"]
+
+
+def test_every_alert_read_is_in_the_audit_log_with_the_key_and_the_client(
+        client, key, services, channels, run_due, alliance):
+    answer_one_survey(services, channels, run_due, LOW, session_id="enc-1", patient_id="pat-17")
+    run_due()
+    assert get(client, key, since="2000-01-01T00:00:00Z").status_code == 200
+    assert get(client, None).status_code == 401  # a refused read reads nothing
+    with services.engine.begin() as conn:
+        episode_id = conn.execute(select(rupture_episodes.c.id)).scalar_one()
+    key_id = key.removeprefix("afk_").split(".")[0]
+    [header, row] = alliance("audit", "list", "--practice", "northside").output.splitlines()
+    assert row.split("\t")[1:] == ["northside", "pat-17", f"api-key:{key_id}", "alerts-api",
+                                   "read", "alert", episode_id]

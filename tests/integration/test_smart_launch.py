@@ -256,3 +256,21 @@ def test_an_unknown_practice_or_one_without_the_app_is_not_found(browser, servic
     answer = browser.get(f"{BASE}/smart/plain/view")
     assert answer.status_code == 404
     assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+
+
+def test_every_view_of_a_clients_trend_is_in_the_audit_log(browser, ehr, services, channels,
+                                                          run_due):
+    from service.persistence.queries import audit
+
+    answer_one_survey(services, channels, run_due, LOW, session_id="enc-1", patient_id="pat-17")
+    run_due()
+    sign_in(browser, ehr)
+    assert browser.get(f"{BASE}/smart/northside/view").status_code == 200
+    assert browser.get(f"{BASE}/smart/northside/view.json").status_code == 200
+    assert browser.get(f"{BASE}/smart/northside/view?patient=pat-99").status_code == 400
+    with services.engine.begin() as conn:
+        rows = audit.recent(conn, "northside", None, None, 10)
+    assert sorted((r["patient_id"], r["actor"], r["channel"], r["action"], r["what"])
+                  for r in rows) == [
+        ("pat-17", "Practitioner/dr-ana", "smart", "read", "trend data"),
+        ("pat-17", "Practitioner/dr-ana", "smart", "read", "trend view")]
