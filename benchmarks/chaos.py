@@ -12,8 +12,10 @@ that has outgrown one process). While the EHR reports sessions at a steady pace:
 
 After recovery the run checks, per session: exactly one accepted webhook, one survey, one SMS,
 one answer, one QuestionnaireResponse and one Observation at the EHR, one Flag per rupture and
-none otherwise, no job left behind or dead-lettered; and it scans every log line the service
-wrote for the phone numbers, e-mail addresses, patient ids and answers it used.
+none otherwise, no job left behind or dead-lettered; it scans every log line the service
+wrote for the phone numbers, e-mail addresses, patient ids and answers it used; and it scans
+every column of every table of the database for the phone numbers, e-mail addresses and
+free-text answers (stored encrypted, they must not be found).
 
     .venv/bin/python benchmarks/chaos.py [--sessions 300] [--no-broker-restart]
 
@@ -321,6 +323,22 @@ def personal_data_in_logs(folder: Path, sessions: list[Session]) -> dict:
             "found": found[:20]}
 
 
+def personal_data_in_database(database_url: str, sessions: list[Session]) -> dict:
+    """Every phone number (two spellings), e-mail address and free-text answer used, searched
+    for in every column of every table after the run (CONTRACT §11: none in plaintext)."""
+    from db_scan import needles_for, scan_database
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url)
+    started = time.monotonic()
+    try:
+        needles = [n for s in sessions for n in needles_for(s.phone, s.email, s.answers["comment"])]
+        result = scan_database(engine, needles).as_dict()
+    finally:
+        engine.dispose()
+    return {**result, "seconds": round(time.monotonic() - started, 1)}
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -377,6 +395,9 @@ def run(sessions: int, plan: list[Disturbance], *, pace: float, workers: int = 3
             checks["problem_count"] += len(undone) + len(cluster.failed)
             cluster.stop()
             privacy = personal_data_in_logs(work, planned)
+            at_rest = personal_data_in_database(database_url, planned)
+            checks["problems"] += [f"plaintext in the database: {f}" for f in at_rest["found"]]
+            checks["problem_count"] += at_rest["found_count"]
             return {
                 "sessions": sessions, "pace_per_s": pace, "worker_processes": workers,
                 "relays": relays, "consumers_per_worker": consumers,
@@ -389,7 +410,7 @@ def run(sessions: int, plan: list[Disturbance], *, pace: float, workers: int = 3
                 "webhook_answers": report.webhook_statuses, "answer_statuses": report.answer_statuses,
                 "duplicate_sms_seen_by_clients": report.duplicate_sms,
                 "ehr_requests": stats(ehr_port)["requests"], "ehr_503s": stats(ehr_port)["failed"],
-                **checks, "logs_scan": privacy, "logs": str(work),
+                **checks, "logs_scan": privacy, "database_scan": at_rest, "logs": str(work),
             }
     finally:
         if cluster:

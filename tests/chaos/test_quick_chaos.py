@@ -2,8 +2,9 @@
 PostgreSQL + RabbitMQ — gunicorn, three `alliance worker` processes of which two run a relay —
 take 40 sessions while a worker is killed with SIGKILL, the EHR fails 30 % of requests and the
 SMS provider is down. Afterwards every session has exactly one survey, one SMS, one answer and
-one set of resources at the EHR, nothing is left behind, and no log line holds a phone number,
-e-mail address, patient id or answer.
+one set of resources at the EHR, nothing is left behind, no log line holds a phone number,
+e-mail address, patient id or answer, and no column of the database holds a phone number,
+e-mail address or free-text answer in plaintext.
 
 RabbitMQ is not restarted here: the broker is shared with whatever else runs on the machine.
 `make chaos` does restart it; ALLIANCE_CHAOS_RESTART_BROKER=1 adds the restart to this test.
@@ -41,3 +42,5 @@ def test_sessions_survive_a_killed_worker_a_failing_ehr_and_a_missing_sms_provid
     assert any("kill-worker-0" in line for line in result["timeline"])
     assert result["ehr_503s"] > 0, "the EHR never failed: the test proved nothing"
     assert result["logs_scan"]["log_files"] >= 4 and result["logs_scan"]["found"] == []
+    scan = result["database_scan"]  # every column of every table: no contact, no free text
+    assert scan["found"] == [] and scan["needles"] == 40 * 4 and scan["values"] > 40 * 20

@@ -71,3 +71,12 @@ def test_the_embedded_files_live_beside_a_sqlite_database_unless_told_otherwise(
                               "ALLIANCE_VAR_DIR": str(tmp_path / "elsewhere")})
     assert told.var_dir == tmp_path / "elsewhere"
     assert settings(ALLIANCE_SECRET_KEY=TEST_SECRET_KEY).var_dir == Path("var")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "inf"])
+def test_the_job_retention_must_be_a_positive_number_of_days(value):
+    env = {"ALLIANCE_SECRET_KEY": "Qm3v9TzKx7LpW2dHr8YfN4cJs6BgUa1E-tRkVo5XiZy0",
+           "ALLIANCE_JOB_RETENTION_DAYS": value}
+    with pytest.raises(ConfigError, match="ALLIANCE_JOB_RETENTION_DAYS"):
+        Settings.from_env(env)
+    assert Settings.from_env({**env, "ALLIANCE_JOB_RETENTION_DAYS": "2.5"}).job_retention_days == 2.5

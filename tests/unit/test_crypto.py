@@ -7,7 +7,7 @@ import uuid
 import pytest
 from itsdangerous import Signer
 
-from service.crypto import FormSigner, KeyRing, LinkSigner, SecretBox
+from service.crypto import ClientVault, FormSigner, KeyRing, LinkSigner, SecretBox
 
 OLD = "Gk2Wq9LxT4vNc7Rm1BsH5pYd8JfZ3aEu6KtQ0oXiV-Lw"
 NEW = "Mh7Cz1RtY4bKq8WnP2fL6sDx9JgV3aUe0TiNo5XkE-Qr"
@@ -68,8 +68,9 @@ def test_only_the_issued_spelling_of_a_token_is_accepted():
 def test_each_use_gets_its_own_key():
     ring = KeyRing([NEW])
     keys = {purpose: ring.derive(purpose)[0]
-            for purpose in (b"secret-box", b"survey-link-signing", b"survey-form-signing")}
-    assert len(set(keys.values())) == 3
+            for purpose in (b"secret-box", b"survey-link-signing", b"survey-form-signing",
+                            b"client-data", b"client-phone-lookup")}
+    assert len(set(keys.values())) == 5
     assert NEW.encode() not in keys.values()
 
 
@@ -95,3 +96,27 @@ def test_form_tokens_are_bound_to_survey_purpose_and_key():
     assert not FormSigner(KeyRing([OTHER])).valid("s1", "answer", token)
     assert not forms.valid("s1", "answer", None)
     assert FormSigner(KeyRing([OTHER, NEW])).valid("s1", "answer", token)
+
+
+def test_client_data_and_practice_secrets_are_sealed_under_different_keys():
+    ring = KeyRing([NEW])
+    vault, box = ClientVault(ring), SecretBox(ring)
+    phone = vault.seal_text("+15551234567")
+    assert "5551234567" not in phone and vault.open_text(phone) == "+15551234567"
+    assert vault.seal_text("+15551234567") != phone  # a fresh IV each time: equal values hide
+    with pytest.raises(ValueError):
+        box.open_text(phone)
+    with pytest.raises(ValueError, match="stored client data cannot be decrypted"):
+        vault.open(box.seal({"auth_token": "x"}))
+    assert vault.open_text(None) is None and vault.seal_text(None) is None
+
+
+def test_the_phone_hash_is_keyed_per_practice_and_follows_rotation():
+    old, rotated = ClientVault(KeyRing([OLD])), ClientVault(KeyRing([NEW, OLD]))
+    digest = old.phone_digest("northside", "+15551234567")
+    assert len(digest) == 64 and "5551234567" not in digest
+    assert digest == old.phone_digest("northside", "+15551234567")  # deterministic: searchable
+    assert digest != old.phone_digest("eastside", "+15551234567")  # links no two practices
+    assert digest != ClientVault(KeyRing([OTHER])).phone_digest("northside", "+15551234567")
+    assert rotated.phone_digests("northside", "+15551234567") == [
+        rotated.phone_digest("northside", "+15551234567"), digest]  # newest first, then old
