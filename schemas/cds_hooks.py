@@ -88,7 +88,7 @@ IDENTIFIER = [validate.Length(min=1, max=200), STORABLE]
 
 class HookContext(Tolerant):
     patientId = fields.String(required=True, validate=IDENTIFIER)
-    userId = fields.String(validate=validate.Length(max=300))
+    userId = fields.String(validate=[validate.Length(max=300), STORABLE])  # in the audit log
     encounterId = fields.String(validate=validate.Length(max=300))
 
 

@@ -20,6 +20,7 @@ from schemas.practice import PRACTICE_ID
 from service.clinician.cards import ACKNOWLEDGED, CardSettings, build_cards
 from service.clinician.cds_auth import TokenRefused, VerifiedToken, bearer_token, verify_cds_token
 from service.domain.instruments import TOTAL
+from service.persistence.queries import audit
 from service.persistence.queries import clinician as queries
 from service.practices import Practice
 
@@ -91,10 +92,15 @@ class CdsHooks:
             self._remember(conn, caller)
         return service_descriptions()
 
-    def cards_for(self, caller: Caller, patient_id: str) -> dict:
+    def cards_for(self, caller: Caller, patient_id: str, user_id: str | None = None) -> dict:
+        """The cards for one client; the read is audited in its own transaction (the `jti`
+        insert makes it a write already, so the audit row adds an insert, not a commit)."""
         with self.services.engine.begin() as conn:
             self._remember(conn, caller)
             state = queries.card_state(conn, caller.practice.id, patient_id)
+            audit.record(conn, [audit.Access(
+                caller.practice.id, patient_id, _reader(caller, user_id), audit.CDS, audit.READ,
+                "cards", state and state["card_uuid"])], self.services.clock())
         return {"cards": build_cards(state, self._card_settings(caller.practice, state))}
 
     def _card_settings(self, practice: Practice, state: Mapping | None) -> CardSettings:
@@ -133,7 +139,8 @@ class CdsHooks:
             id=str(uuid.uuid4()), practice_id=caller.practice.id, service_id=service_id,
             client_iss=caller.token.iss[:500], card_uuid=item["card"], outcome=item["outcome"],
             reason_system=reason.get("system"), reason_code=reason.get("code"),
-            comment=self.services.box.seal({"text": comment}) if comment else None,
+            # The clinician's free text may speak of the client: sealed as client data is.
+            comment=self.services.vault.seal({"text": comment}) if comment else None,
             accepted_suggestions=[s["id"] for s in item.get("acceptedSuggestions") or []],
             outcome_at=item["outcomeTimestamp"], received_at=now,
             dedupe_key=hashlib.sha256(identity.encode()).hexdigest())
@@ -149,6 +156,13 @@ class CdsHooks:
             source="cds-feedback", note=feedback["comment"], at=now,
             dedupe_key=f"cds-feedback:{feedback['dedupe_key']}"))
         return True
+
+
+def _reader(caller: Caller, user_id: str | None) -> str:
+    """The user the EHR names in the hook's context (it vouches for them: the call is signed),
+    and the EHR itself."""
+    client = f"cds-client:{caller.token.iss}"
+    return f"{user_id} via {client}" if user_id else client
 
 
 def _acknowledges(item: Mapping) -> bool:

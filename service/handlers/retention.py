@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import Connection
 
 from service import practices
+from service.clinician import clinician_state
 from service.handlers.ports import Ports
 from service.handlers.runner import JobContext
 from service.persistence import outbox
@@ -38,6 +39,8 @@ REPORTED = {
     "surveys": "surveys deleted",
     "assessments": "assessments deleted",
     "episodes": "closed rupture episodes deleted",
+    "alert_actions": "actions on those episodes deleted",
+    "cds_feedback": "CDS Hooks feedback deleted",
     "events": "events deleted",
     "kept_for_open_rupture": "clients whose old history was kept for an open rupture",
 }
@@ -71,8 +74,12 @@ def _practice(ports: Ports, practice: Practice, now: datetime) -> Counter:
         if stripped < BATCH:
             break
     with ports.engine.begin() as conn:
-        counts.update(retention.delete_old_history(conn, practice.id, history_cutoff))
+        deleted, changed = retention.delete_old_history(conn, practice.id, history_cutoff)
+        counts.update(deleted)
+        for patient_id in sorted(changed):  # the CDS cards follow the history that is left
+            clinician_state.refresh(conn, practice.id, patient_id, now)
         counts["events"] += retention.delete_old_events(conn, practice.id, history_cutoff)
+        counts["cds_feedback"] += retention.delete_old_feedback(conn, practice.id, history_cutoff)
     return counts
 
 

@@ -265,7 +265,7 @@ alert_actions = Table(
     Column("action", String(32), nullable=False),            # acknowledge | …
     Column("actor", String(500), nullable=False),            # "Practitioner/…", "cds-client:{iss}"
     Column("source", String(32), nullable=False),            # cds-feedback | smart-view | …
-    Column("note", Text),
+    Column("note", Text),                                    # sealed with the client-data key
     _when("at", False),
     Column("dedupe_key", String(100), unique=True),          # a repeated delivery adds nothing
     Index("ix_alert_actions_episode", "episode_id", "action", "at"),
@@ -282,7 +282,7 @@ cds_feedback = Table(
     Column("outcome", String(16), nullable=False),           # accepted | overridden
     Column("reason_system", String(500)),
     Column("reason_code", String(200)),
-    Column("comment", Text),                                 # sealed: the clinician's free text
+    Column("comment", Text),                                 # sealed (client-data key): free text
     Column("accepted_suggestions", JSON),
     _when("outcome_at", False),
     _when("received_at", False),

@@ -47,7 +47,8 @@ def hook(practice_id: str, service_id: str):
     if call["hook"] != hook_name:
         raise Problem(422, "Invalid hook request", f"{service_id} answers the {hook_name} hook",
                       errors={"hook": f"must be {hook_name} for {service_id}"})
-    answer = _cds().cards_for(caller, call["context"]["patientId"])
+    context = call["context"]
+    answer = _cds().cards_for(caller, context["patientId"], context.get("userId"))
     # Said on the request's own log line (ids and indicators only): one line per call.
     structlog.contextvars.bind_contextvars(practice_id=caller.practice.id,
                                           cards=[card["indicator"] for card in answer["cards"]])

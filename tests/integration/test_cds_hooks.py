@@ -131,7 +131,8 @@ def test_acknowledged_feedback_marks_the_rupture_acknowledged_once(ehr, session,
     assert action["actor"] == "cds-client:https://ehr.northside.test/fhir"
     assert action["at"] == services.clock()
     assert comment not in json.dumps(dict(feedback), default=str)  # sealed at rest
-    assert services.box.open(action["note"]) == {"text": comment}
+    assert services.vault.open(action["note"]) == {"text": comment}  # as client data is
+    assert services.vault.open(feedback["comment"]) == {"text": comment}
     (after,) = ehr.cards(PATIENT)
     assert after["indicator"] == "info" and after["summary"].startswith("Acknowledged: ")
     assert "Acknowledged by a clinician in the EHR" in after["detail"]
@@ -312,3 +313,17 @@ def test_a_feedback_time_off_the_calendar_is_refused(ehr, when):
         {"card": "c", "outcome": "accepted", "outcomeTimestamp": when}]})
     assert answer.status_code == 422
     assert "feedback.0.outcomeTimestamp" in answer.get_json()["errors"]
+
+
+def test_every_hook_call_is_in_the_audit_log_with_the_user_the_ehr_names(ehr, session, services):
+    from service.persistence.queries import audit
+
+    session(LOW)
+    (card,) = ehr.cards(PATIENT)
+    assert ehr.cards("never-seen") == []
+    with services.engine.begin() as conn:
+        rows = audit.recent(conn, "northside", None, None, 10)
+    assert sorted((r["patient_id"], r["actor"], r["channel"], r["what"], r["ref"])
+                  for r in rows) == [
+        ("never-seen", f"Practitioner/demo via cds-client:{ehr.iss}", "cds", "cards", None),
+        (PATIENT, f"Practitioner/demo via cds-client:{ehr.iss}", "cds", "cards", card["uuid"])]

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cds_support import Ehr, save_practice
 from click.testing import CliRunner
 
 from service.cli import main
@@ -37,14 +38,21 @@ def alliance(database, settings_for, practice):
     return lambda *args: runner.invoke(main, list(args), env=env, catch_exceptions=False)
 
 
+NOTE = "Raised it with the client; they felt rushed at intake"
+
+
 @pytest.fixture
 def two_clients(services, channels, run_due, clock):
-    """pat-17 answered low (a rupture Flag in the EHR, a reminder job pending, a SMART session);
-    pat-99 answered high."""
+    """pat-17 answered low (a rupture Flag in the EHR, a reminder job pending, a SMART session,
+    a CDS card acknowledged with a comment); pat-99 answered high."""
+    save_practice(services)  # northside, with the CDS Hooks section
     answer_one_survey(services, channels, run_due, LOW, session_id="enc-1", patient_id="pat-17")
     run_due()
     answer_one_survey(services, channels, run_due, HIGH, session_id="enc-9", patient_id="pat-99")
     run_due()
+    ehr = Ehr(services)
+    (card,) = ehr.cards("pat-17")
+    assert ehr.feedback(card["uuid"], comment=NOTE).get_json()["acknowledged"] == 1
     with services.engine.begin() as conn:
         smart_sessions.save_session(conn, "cookie", SmartSession(
             "northside", "pat-17", "Practitioner/dr-ana", "https://ehr.test/fhir", clock(),
@@ -62,9 +70,13 @@ def test_export_prints_everything_held_and_is_audited(alliance, two_clients):
     assert survey["response"]["answers"]["comment"] == "I did not feel listened to"
     assert survey["assessment"]["decision"] == "rupture"
     assert [episode["status"] for episode in found["rupture_episodes"]] == ["open"]
-    listed = alliance("audit", "list", "--practice", "northside")
-    [row] = [line.split("\t") for line in listed.output.splitlines()[1:]]
-    assert row[1:] == ["northside", "pat-17", "cli:dana", "cli", "export", "everything held", "-"]
+    assert [action["note"] for action in found["alert_actions"]] == [NOTE]
+    assert [feedback["comment"] for feedback in found["cds_feedback"]] == [NOTE]
+    assert found["clinician_state"]["stage"] == "rupture"
+    listed = alliance("audit", "list", "--practice", "northside", "--patient", "pat-17")
+    rows = [line.split("\t")[1:] for line in listed.output.splitlines()[1:]]
+    assert ["northside", "pat-17", "cli:dana", "cli", "export", "everything held", "-"] in rows
+    assert [row[3] for row in rows] == ["cli", "cds"]  # the export, after the EHR's card read
     unknown = alliance("patients", "export", "--practice", "northside", "--patient", "nobody")
     assert unknown.exit_code != 0 and "nothing is held" in unknown.output
 
@@ -82,12 +94,14 @@ def test_erase_deletes_every_row_about_the_client_and_only_theirs(
                   if line.endswith(" deleted"))
     assert {table: int(text.split()[0]) for table, text in counts.items()} == {
         # event.process, survey.send, .remind, .expire, response.writeback; two keys per session
-        "jobs": 5, "assessments": 1, "responses": 1, "surveys": 1, "rupture_episodes": 1,
+        "jobs": 5, "assessments": 1, "responses": 1, "surveys": 1, "alert_actions": 1,
+        "cds_feedback": 1, "clinician_states": 1, "rupture_episodes": 1,
         "session_keys": 2, "webhook_events": 1, "smart_sessions": 1, "clients": 1}
     [flag] = fake_ehr.resources("Flag")
     assert f"1 Flag(s) there: {flag['id']}" in erased.output  # the EHR keeps what it was sent
 
     _url, engine = database
+    assert scan_database(engine, [NOTE]).found == []  # sealed, before and after
     found = scan_database(engine, ["pat-17", "enc-1", "+15551234567"]).found
     assert found == ["audit_log.patient_id: pat-17"]  # the audit trail keeps its rows (ids)
     with services.engine.begin() as conn:

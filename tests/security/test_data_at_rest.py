@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, insert, text
 
-from service.crypto import ClientVault, KeyRing
+from service.crypto import ClientVault, KeyRing, SecretBox
 from service.demo import session_completed, signed_event
 from service.persistence.db import make_engine
 from service.persistence.migrate import alembic_config, upgrade
@@ -158,7 +158,8 @@ def empty_database(request, tmp_path):
 
 
 def plaintext_rows(conn, now) -> None:
-    """Rows as version 0004 stored them: contact, payload and answers in the clear."""
+    """Rows as version 0005 stored them: contact, payload and answers in the clear, and a
+    clinician's comment and note sealed with the practice-secret key."""
     from sqlalchemy import JSON, Integer, String, column, table
 
     conn.execute(text("INSERT INTO practices (id, name, timezone, sealed_document, created_at, "
@@ -196,11 +197,19 @@ def plaintext_rows(conn, now) -> None:
     conn.execute(insert(responses_0004).values(
         id="r-1", survey_id="s-1", answers={**LOW, "comment": "my therapist rushed me, Tuesday"},
         total=5, subscales={}, pomp=12.5, submitted_at=now))
+    sealed = SecretBox(KeyRing([TEST_SECRET_KEY])).seal({"text": "call her on Tuesday"})
+    conn.execute(text("INSERT INTO cds_feedback (id, practice_id, service_id, client_iss, "
+                      "card_uuid, outcome, comment, outcome_at, received_at, dedupe_key) VALUES "
+                      "('f-1', 'northside', 's', 'https://ehr', 'c-1', 'overridden', :sealed, "
+                      ":now, :now, 'd-1')"), {"sealed": sealed, "now": now})
+    conn.execute(text("INSERT INTO alert_actions (id, practice_id, episode_id, action, actor, "
+                      "source, note, at) VALUES ('a-1', 'northside', 'ep-1', 'acknowledge', 'x', "
+                      "'cds-feedback', :sealed, :now)"), {"sealed": sealed, "now": now})
 
 
 def test_the_migration_encrypts_rows_stored_before_it(empty_database):
     engine = empty_database
-    command.upgrade(alembic_config(engine), "0004_smart_sessions")
+    command.upgrade(alembic_config(engine), "0005_cds_hooks")
     now = datetime(2026, 1, 5, 9, 0) if engine.dialect.name == "sqlite" else datetime(
         2026, 1, 5, 9, 0, tzinfo=timezone.utc)
     with engine.begin() as conn:
@@ -232,11 +241,19 @@ def test_the_migration_encrypts_rows_stored_before_it(empty_database):
     assert answers["comment"] == "my therapist rushed me, Tuesday"
     assert {key: bool(value) for key, value in contact_flags.items()} == {"ev-1": True,
                                                                          "ev-2": False}
+    with engine.begin() as conn:
+        comment = conn.execute(text("SELECT comment FROM cds_feedback")).scalar()
+        note = conn.execute(text("SELECT note FROM alert_actions")).scalar()
+    assert vault.open(comment) == vault.open(note) == {"text": "call her on Tuesday"}
+    with pytest.raises(ValueError):
+        SecretBox(KeyRing([TEST_SECRET_KEY])).open(comment)  # no longer the practice key's
 
-    command.downgrade(alembic_config(engine, [TEST_SECRET_KEY]), "0004_smart_sessions")
+    command.downgrade(alembic_config(engine, [TEST_SECRET_KEY]), "0005_cds_hooks")
     with engine.begin() as conn:
         phone = conn.execute(text("SELECT phone FROM clients WHERE patient_id = 'pat-1'")).scalar()
+        comment = conn.execute(text("SELECT comment FROM cds_feedback")).scalar()
     assert phone == "+1 (555) 765-4321"
+    assert SecretBox(KeyRing([TEST_SECRET_KEY])).open(comment) == {"text": "call her on Tuesday"}
 
 
 def test_an_empty_database_migrates_without_any_key(empty_database, monkeypatch):

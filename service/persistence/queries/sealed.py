@@ -14,6 +14,8 @@ from sqlalchemy import Column, Connection, Table, bindparam, select, tuple_, upd
 
 from service.crypto import SecretBox
 from service.persistence.tables import (
+    alert_actions,
+    cds_feedback,
     clients,
     practices,
     responses,
@@ -43,6 +45,8 @@ SEALED_COLUMNS = (
     SealedColumn(clients, clients.c.sealed_email, CLIENT),
     SealedColumn(webhook_events, webhook_events.c.sealed_payload, CLIENT),
     SealedColumn(responses, responses.c.sealed_answers, CLIENT),
+    SealedColumn(cds_feedback, cds_feedback.c.comment, CLIENT),
+    SealedColumn(alert_actions, alert_actions.c.note, CLIENT),
 )
 
 

@@ -2,11 +2,13 @@
 
 Phone numbers, e-mail addresses, event payloads (which may carry contact details) and answers
 (which carry free text) move into `sealed_*` columns, encrypted with the client-data key; the
-plaintext columns are dropped. Existing rows are encrypted here, so the keys are needed when
+plaintext columns are dropped. Clinicians' free text (the CDS feedback comment, an alert
+action's note), sealed with the practice-secret key until now, is sealed again with the
+client-data key. Existing rows are encrypted here, so the keys are needed when
 there are rows: `alliance db upgrade` passes them (ALLIANCE_SECRET_KEY[S]).
 
-Revision ID: 0005_data_at_rest
-Revises: 0004_smart_sessions
+Revision ID: 0006_data_at_rest
+Revises: 0005_cds_hooks
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from alembic import context, op
 
 import service.persistence.types
 
-revision = "0005_data_at_rest"
-down_revision = "0004_smart_sessions"
+revision = "0006_data_at_rest"
+down_revision = "0005_cds_hooks"
 branch_labels = None
 depends_on = None
 
@@ -28,20 +30,21 @@ def _when(name: str, nullable: bool = True) -> sa.Column:
 
 
 class _Vault:
-    """The client-data vault, made on first use (an empty database needs no key) from the keys
-    the caller passed, else from the environment (ALLIANCE_SECRET_KEY[S])."""
+    """The client-data vault (and, as `.practice_box`, the practice-secret box), made on first
+    use (an empty database needs no key) from the keys the caller passed, else from the
+    environment (ALLIANCE_SECRET_KEY[S])."""
 
     def __init__(self):
-        self._vault = None
+        self._vault = self.practice_box = None
 
     def __call__(self):
         if self._vault is None:
             from service.config import Settings
-            from service.crypto import ClientVault, KeyRing
+            from service.crypto import ClientVault, KeyRing, SecretBox
 
-            keys = (context.config.attributes.get("secret_keys")
-                    or Settings.from_env().secret_keys)
-            self._vault = ClientVault(KeyRing(keys))
+            keys = KeyRing(context.config.attributes.get("secret_keys")
+                           or Settings.from_env().secret_keys)
+            self._vault, self.practice_box = ClientVault(keys), SecretBox(keys)
         return self._vault
 
 
@@ -69,6 +72,7 @@ def upgrade() -> None:
 
     conn, vault = op.get_bind(), _Vault()
     sealed = _seal_clients(conn, vault) + _seal_events(conn, vault) + _seal_answers(conn, vault)
+    _reseal_clinician_text(conn, vault, to_client_key=True)
     # For `alliance db upgrade`: rows were plaintext, so freed pages may still hold their text.
     context.config.attributes["rows_sealed"] = sealed
 
@@ -140,6 +144,25 @@ def _seal_answers(conn, vault) -> int:
     return len(changes)
 
 
+_CLINICIAN_TEXT = (("cds_feedback", "comment"), ("alert_actions", "note"))
+
+
+def _reseal_clinician_text(conn, vault, *, to_client_key: bool) -> None:
+    """Clinicians' free text from the practice-secret box to the client-data vault, or back."""
+    for name, column in _CLINICIAN_TEXT:
+        table = sa.table(name, sa.column("id"), sa.column(column))
+        rows = conn.execute(sa.select(table.c.id, table.c[column])
+                            .where(table.c[column].is_not(None))).all()
+        if not rows:
+            continue
+        client_box = vault()  # makes vault.practice_box as well
+        source, target = ((vault.practice_box, client_box) if to_client_key
+                          else (client_box, vault.practice_box))
+        _update(conn, sa.update(table).where(table.c.id == sa.bindparam("k_id")),
+                [{"k_id": row_id, column: target.seal(source.open(sealed))}
+                 for row_id, sealed in rows])
+
+
 def _has_contact(payload) -> bool:
     session = payload.get("session") if isinstance(payload, dict) else None
     if not isinstance(session, dict):
@@ -166,7 +189,9 @@ def downgrade() -> None:
         batch.add_column(sa.Column("payload", sa.JSON(), nullable=True))
     with op.batch_alter_table("responses") as batch:
         batch.add_column(sa.Column("answers", sa.JSON(), nullable=True))
-    _open_all(op.get_bind(), _Vault())
+    vault = _Vault()
+    _open_all(op.get_bind(), vault)
+    _reseal_clinician_text(op.get_bind(), vault, to_client_key=False)
     with op.batch_alter_table("clients") as batch:
         for name in ("sealed_phone", "sealed_email", "phone_hash", "last_session_at"):
             batch.drop_column(name)
