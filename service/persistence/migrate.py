@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = structlog.get_logger(__name__)
 
 
 def alembic_config(engine: Engine, secret_keys: Sequence[str] | None = None) -> Config:
@@ -36,12 +39,17 @@ def upgrade(engine: Engine, secret_keys: Sequence[str] | None = None) -> int:
 
 
 def vacuum_sqlite(engine: Engine) -> None:
-    """Rewrite a SQLite file without its freed pages, and empty its WAL."""
+    """Rewrite a SQLite file without its freed pages, and empty its WAL. The migration is done
+    either way: a database busy in another process is left as it is, and the log says so."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("VACUUM")  # the connection is in autocommit mode (db.make_engine)
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.close()
+    except sqlite3.OperationalError as error:
+        log.warning("database not vacuumed after encrypting plaintext rows: stop the service "
+                    "and run `sqlite3 FILE VACUUM` so freed pages keep no plaintext",
+                    error=str(error))
     finally:
         raw.close()
