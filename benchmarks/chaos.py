@@ -265,6 +265,31 @@ def verify(database_url: str, ehr_port: int, sms_port: int, sessions: list[Sessi
     }
 
 
+CHECKED_KINDS = ("event.process", "survey.send", "response.writeback")
+
+
+def await_jobs_finished(database_url: str, timeout: float) -> None:
+    """Until no job of CHECKED_KINDS is pending or published (or the timeout: verify then
+    reports what was left behind)."""
+    from sqlalchemy import create_engine, func, select
+
+    from service.persistence.tables import outbox
+
+    engine = create_engine(database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                left = conn.execute(select(func.count()).select_from(outbox).where(
+                    outbox.c.status.in_(["pending", "published"]),
+                    outbox.c.kind.in_(CHECKED_KINDS))).scalar_one()
+            if not left:
+                return
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
 def requests_json(port: int, path: str) -> dict:
     import requests
 
@@ -294,7 +319,7 @@ def _database_facts(database_url: str) -> dict:
         unfinished = dict(conn.execute(
             select(outbox.c.kind, func.count())
             .where(outbox.c.status.in_(["pending", "published"]),
-                   outbox.c.kind.in_(["event.process", "survey.send", "response.writeback"]))
+                   outbox.c.kind.in_(CHECKED_KINDS))
             .group_by(outbox.c.kind)).all())
         dead = dict(conn.execute(select(outbox.c.kind, func.count()).where(outbox.c.status == "dead")
                                  .group_by(outbox.c.kind)).all())
@@ -386,6 +411,9 @@ def run(sessions: int, plan: list[Disturbance], *, pace: float, workers: int = 3
                 control(ehr_port, fail_ratio=0.0)
                 control(sms_port, down=False)
             time.sleep(3)  # late duplicates, if any, would arrive now
+            # Everything is at the EHR, but a write whose answer was lost (a 503 after the write
+            # took effect) is still a job due for its retry, after its backoff: wait for those.
+            await_jobs_finished(database_url, recovery_timeout)
             queues = broker.queues() if broker else None
             checks = verify(database_url, ehr_port, sms_port, planned)
             undone = [d.what for d in plan if not any(d.what in line for line in cluster.log)]
