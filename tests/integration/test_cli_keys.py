@@ -62,7 +62,7 @@ def test_rotation_re_encrypts_clients_data_and_re_makes_the_phone_hashes(
     with services.engine.begin() as conn:  # pat-2 texted STOP: only the phone's hash is kept
         clients.count_session(conn, services.vault, "northside", "pat-2",
                               Contact(phone="+15550000002"), clock())
-        clients.opt_out(conn, "northside", "pat-2", clock())
+        clients.opt_out(conn, "northside", "pat-2", clock(), clients.BY_SMS)
         survey_id = conn.execute(text("SELECT id FROM surveys")).scalar()
     url, _engine = database
     env = {"ALLIANCE_DATABASE_URL": url, "ALLIANCE_SECRET_KEYS": f"{NEW},{TEST_SECRET_KEY}",

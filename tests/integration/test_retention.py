@@ -106,7 +106,7 @@ def test_contact_details_go_after_contact_days_since_the_last_session(
 def sms_stop(client, phone: str) -> None:
     from service.web.consent import twilio_signature
 
-    form = {"From": phone, "To": "+15550001111", "Body": "STOP"}
+    form = {"From": phone, "To": "+15550001111", "Body": "STOP", "MessageSid": "SM" + "1" * 32}
     url = "https://surveys.test/webhooks/northside/sms/inbound"
     signature = twilio_signature("tok", url, form.items())
     assert client.post("/webhooks/northside/sms/inbound", data=form,

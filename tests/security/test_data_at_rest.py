@@ -158,7 +158,7 @@ def empty_database(request, tmp_path):
 
 
 def plaintext_rows(conn, now) -> None:
-    """Rows as version 0005 stored them: contact, payload and answers in the clear, and a
+    """Rows as version 0006 stored them: contact, payload and answers in the clear, and a
     clinician's comment and note sealed with the practice-secret key."""
     from sqlalchemy import JSON, Integer, String, column, table
 
@@ -209,7 +209,7 @@ def plaintext_rows(conn, now) -> None:
 
 def test_the_migration_encrypts_rows_stored_before_it(empty_database):
     engine = empty_database
-    command.upgrade(alembic_config(engine), "0005_cds_hooks")
+    command.upgrade(alembic_config(engine), "0006_security_findings")
     now = datetime(2026, 1, 5, 9, 0) if engine.dialect.name == "sqlite" else datetime(
         2026, 1, 5, 9, 0, tzinfo=timezone.utc)
     with engine.begin() as conn:
@@ -248,7 +248,7 @@ def test_the_migration_encrypts_rows_stored_before_it(empty_database):
     with pytest.raises(ValueError):
         SecretBox(KeyRing([TEST_SECRET_KEY])).open(comment)  # no longer the practice key's
 
-    command.downgrade(alembic_config(engine, [TEST_SECRET_KEY]), "0005_cds_hooks")
+    command.downgrade(alembic_config(engine, [TEST_SECRET_KEY]), "0006_security_findings")
     with engine.begin() as conn:
         phone = conn.execute(text("SELECT phone FROM clients WHERE patient_id = 'pat-1'")).scalar()
         comment = conn.execute(text("SELECT comment FROM cds_feedback")).scalar()

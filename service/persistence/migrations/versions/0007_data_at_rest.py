@@ -7,8 +7,8 @@ action's note), sealed with the practice-secret key until now, is sealed again w
 client-data key. Existing rows are encrypted here, so the keys are needed when
 there are rows: `alliance db upgrade` passes them (ALLIANCE_SECRET_KEY[S]).
 
-Revision ID: 0006_data_at_rest
-Revises: 0005_cds_hooks
+Revision ID: 0007_data_at_rest
+Revises: 0006_security_findings
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from alembic import context, op
 
 import service.persistence.types
 
-revision = "0006_data_at_rest"
-down_revision = "0005_cds_hooks"
+revision = "0007_data_at_rest"
+down_revision = "0006_security_findings"
 branch_labels = None
 depends_on = None
 
