@@ -18,6 +18,7 @@ from marshmallow import (
 from integrations.delivery.contact import E164
 from integrations.network import host_kind
 from integrations.settings import DEFAULT_SMS_API, TLS_MODES
+from schemas.alert_settings import Alerts, alert_problems
 from schemas.base import StrictSchema
 from schemas.cds_hooks import CdsHooksSection
 from schemas.doors import EhrPoll, Hl7v2
@@ -213,6 +214,7 @@ class PracticeDocument(StrictSchema):
     cds_hooks = fields.Nested(CdsHooksSection, load_default=None, allow_none=True)
     network = fields.Nested(Network, load_default=None, allow_none=True)
     retention = fields.Nested(Retention, load_default=lambda: Retention().load({}))
+    alerts = fields.Nested(Alerts, load_default=lambda: Alerts().load({}))
 
     @validates("timezone")
     def _known_zone(self, value, **_kwargs):
@@ -242,6 +244,12 @@ class PracticeDocument(StrictSchema):
     @validates_schema
     def _outbound_destinations(self, data, **_kwargs):
         problems = destination_problems(data)
+        if problems:
+            raise ValidationError(problems)
+
+    @validates_schema
+    def _alerts_the_ehr_can_take(self, data, **_kwargs):
+        problems = alert_problems(data)
         if problems:
             raise ValidationError(problems)
 

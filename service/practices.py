@@ -88,6 +88,30 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """`alerts` (schemas/alert_settings.py): snooze limits, escalation, what is written."""
+
+    write: tuple[str, ...] = ("flag",)  # flag | task | document, for an open rupture
+    max_snooze_days: int = 7
+    max_snoozes: int = 2
+    escalate_after_hours: float = 72.0
+    escalate_to: str | None = None  # "Practitioner/{id}"; no escalation without it
+    escalate_email: str | None = None
+
+    @classmethod
+    def from_document(cls, block: Mapping[str, Any] | None) -> AlertSettings:
+        values = {name: block[name] for name in (
+            "max_snooze_days", "max_snoozes", "escalate_after_hours", "escalate_to",
+            "escalate_email") if block and block.get(name) is not None}
+        write = tuple(block["write"]) if block and "write" in block else cls.write
+        return cls(write=write, **values)
+
+    @property
+    def escalates(self) -> bool:
+        return self.escalate_to is not None
+
+
+@dataclass(frozen=True)
 class DeliverySettings:
     channels: tuple[str, ...]  # tried in this order
     sms: SmsSettings | None = None
@@ -146,6 +170,7 @@ class Practice:
     # modules define and read (their schemas sit in schemas/, one field each in PracticeDocument).
     document: Mapping[str, Any] = field(repr=False, compare=False)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Practice:
@@ -168,6 +193,7 @@ class Practice:
             network=network,
             document=document,
             retention=RetentionSettings.from_document(document.get("retention")),
+            alerts=AlertSettings.from_document(document.get("alerts")),
         )
 
     def redacted(self) -> dict:
