@@ -283,6 +283,7 @@ def _read_json(file: str):
 
 def _register_extensions() -> None:
     from service import (
+        cli_alerts,
         cli_api_keys,
         cli_broker,
         cli_clinician,
@@ -304,6 +305,7 @@ def _register_extensions() -> None:
     cli_clinician.register(main, _services)
     cli_dlq.register(main, _services)
     cli_privacy.register(main, _services)
+    cli_alerts.register(main, _services)  # after cli_science: it adds to the ruptures group
 
 
 def _practice_rules(practice_id: str) -> dict:

@@ -6,6 +6,8 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 
+from service.metrics import AlertCounts
+from service.persistence.queries import governance
 from service.web.openapi import openapi_document
 
 bp = Blueprint("ops", __name__)
@@ -33,13 +35,22 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
+    services = current_app.extensions["alliance"]
     registry = None
-    if current_app.extensions["alliance"].settings.prometheus_multiproc_dir:
+    if services.settings.prometheus_multiproc_dir:
         # Several gunicorn workers: add up what each wrote to the shared folder.
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    return Response(generate_latest(registry) if registry else generate_latest(),
-                    mimetype=CONTENT_TYPE_LATEST)
+    # The alert counts come from the database, the same in every process (docs/alerts.md).
+    stored = CollectorRegistry()
+    stored.register(AlertCounts(lambda limit: _alert_counts(services, limit)))
+    return Response((generate_latest(registry) if registry else generate_latest())
+                    + generate_latest(stored), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _alert_counts(services, limit: int) -> list[tuple]:
+    with services.engine.connect() as conn:
+        return governance.alert_counts(conn, limit)
 
 
 @bp.get("/openapi.json")

@@ -31,6 +31,17 @@ def insert(conn: Connection, assessment: Mapping) -> None:
     conn.execute(assessments.insert().values(**assessment))
 
 
+# The surveys the rupture rules look at: answered, or reached the client and not returned
+# (expired, or closed by the next session); never-sent surveys are not the client's silence.
+ASSESSABLE = or_(surveys.c.status.in_(["answered", "expired"]),
+                 and_(surveys.c.status == "closed", surveys.c.sent_at.is_not(None)))
+
+
+def session_order(row: Mapping) -> tuple:
+    """Where a survey falls in its client's history: its session's end, then its creation."""
+    return (row["session_ended_at"] or row["created_at"], row["created_at"])
+
+
 def client_history(conn: Connection, vault: ClientVault, survey: Mapping) -> list[dict]:
     """The client's assessable surveys up to this one, in session order, ending with this one.
 
@@ -44,17 +55,10 @@ def client_history(conn: Connection, vault: ClientVault, survey: Mapping) -> lis
         .outerjoin(responses, responses.c.survey_id == surveys.c.id)
         .where(surveys.c.practice_id == survey["practice_id"],
                surveys.c.patient_id == survey["patient_id"],
-               surveys.c.instrument_id == survey["instrument_id"],
-               # answered, or reached the client and not returned (expired, or closed by the
-               # next session); never-sent surveys are not the client's silence
-               or_(surveys.c.status.in_(["answered", "expired"]),
-                   and_(surveys.c.status == "closed", surveys.c.sent_at.is_not(None))))
+               surveys.c.instrument_id == survey["instrument_id"], ASSESSABLE)
     ).mappings().all()
-
-    def when(row: Mapping) -> tuple:
-        return (row["session_ended_at"] or row["created_at"], row["created_at"])
-
-    cutoff = when(survey)
-    earlier = sorted((r for r in rows if r["id"] != survey["id"] and when(r) <= cutoff), key=when)
+    cutoff = session_order(survey)
+    earlier = sorted((r for r in rows if r["id"] != survey["id"] and session_order(r) <= cutoff),
+                     key=session_order)
     current = [r for r in rows if r["id"] == survey["id"]]
     return [opened(vault, row) for row in [*earlier, *current]]
