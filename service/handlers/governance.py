@@ -50,13 +50,14 @@ def what_if_rules(ports: Ports, practice_id: str, changes: Mapping[str, object],
     except ValueError as error:
         raise RefusedChanges(str(error)) from None
     with ports.engine.begin() as conn:
-        histories = governance.practice_histories(conn, ports.vault, practice_id)
+        histories = governance.practice_histories(conn, practice_id)
         if histories:
             audit.record(conn, [audit.Access(practice_id, None, actor, audit.CLI, audit.READ,
                                              "rupture what-if")], ports.clock())
     if not histories:
         raise NoHistory(practice_id)
-    replayed = [_sessions(history, ports.instruments()) for history in histories]
+    replayed = [_sessions(governance.opened_history(ports.vault, history), ports.instruments())
+                for history in histories]
     result = what_if(replayed, current, proposed)
     log.info("rupture what-if replayed", practice_id=practice_id, clients=result.clients,
              sessions=result.sessions, changed=sorted(changes))

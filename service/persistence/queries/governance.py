@@ -18,10 +18,12 @@ from service.persistence.tables import alert_actions, responses, rupture_episode
 ACKNOWLEDGE, SNOOZE, ESCALATE = "acknowledge", "snooze", "escalate"
 
 
-def practice_histories(conn: Connection, vault: ClientVault, practice_id: str) -> list[list[dict]]:
+def practice_histories(conn: Connection, practice_id: str) -> list[list[dict]]:
     """Every client's assessable surveys, one list per client in session order (the order the
-    rupture rules see them in). Each row: instrument_id, session_id, session_ended_at and the
-    stored response opened (answers, total, subscales, pomp; answers None: not returned)."""
+    rupture rules see them in). Each row: instrument_id, session_id, session_ended_at,
+    created_at and the stored response (sealed_answers, total, subscales, pomp; None: not
+    returned). Still sealed: open them with `opened_history` once the transaction is over (on
+    SQLite it holds the write lock; decrypting is half the time of the read)."""
     rows = conn.execute(
         select(surveys.c.patient_id, surveys.c.instrument_id, surveys.c.session_id,
                surveys.c.session_ended_at, surveys.c.created_at, responses.c.sealed_answers,
@@ -30,12 +32,17 @@ def practice_histories(conn: Connection, vault: ClientVault, practice_id: str) -
         .where(surveys.c.practice_id == practice_id, ASSESSABLE)
         .order_by(surveys.c.patient_id)
     ).mappings()
-    return [sorted((_without_client(opened(vault, row)) for row in client), key=session_order)
+    return [sorted((_without_client(row) for row in client), key=session_order)
             for _patient, client in groupby(rows, key=lambda row: row["patient_id"])]
 
 
-def _without_client(row: dict) -> dict:
-    return {name: value for name, value in row.items() if name != "patient_id"}
+def opened_history(vault: ClientVault, history: list[dict]) -> list[dict]:
+    """A client's history from `practice_histories` with its answers in the clear."""
+    return [opened(vault, row) for row in history]
+
+
+def _without_client(row) -> dict:
+    return {name: value for name, value in dict(row).items() if name != "patient_id"}
 
 
 def episode_activity(conn: Connection, practice_id: str | None,

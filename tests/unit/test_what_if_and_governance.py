@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import click
 import pytest
+from trend_history import DIP, FINE, GOOD, STORY
 
 from service.cli_alerts import parse_settings, report_table, what_if_table
 from service.domain import RuptureRules, SessionObservation, builtin_instruments
 from service.domain.governance import EpisodeActivity, governance_report, percentile
 from service.domain.what_if import EpisodeCounts, ReplayedSession, proposed_rules, what_if
-from trend_history import DIP, FINE, GOOD, STORY
 
 INSTRUMENT = builtin_instruments()["brief-alliance-check"]
 # A rupture, four surveys not returned, then a good one: unresolved after the 3-session window.
