@@ -162,6 +162,8 @@ def test_postgres_rabbitmq_gunicorn_and_worker(tmp_path, postgres_database, fhir
         metrics = requests.get(f"{base_url}/metrics", timeout=10).text
         assert 'alliance_events_total{outcome="accepted",source="native"} 1.0' in metrics
         assert 'alliance_jobs_total{kind="response.writeback",outcome="done"} 1.0' in metrics
+        # read from the database: the rupture the worker stored, whichever web worker answers
+        assert 'alliance_ruptures{practice="northside",state="open"} 1.0' in metrics
         _assert_no_personal_data(web.text() + worker.text())
     finally:
         web.stop()

@@ -77,7 +77,12 @@ def test_what_if_replays_the_stored_history_and_counts_only(alliance, services, 
             in result.output)
     assert ("proposed: rupture_sd 2 → 4; tension_rupture_intensity 3 → 5; repair_window 3 → 6"
             in result.output)
-    # The rules in force give what the pipeline stored: 3 episodes, 2 repaired, 1 open.
+    # The rules in force give what the pipeline stored.
+    stored = [status for statuses in history.values() for status in statuses]
+    current = {name: int(numbers[0]) for name, numbers in table_rows(result.output).items()}
+    assert (current["alerts (episodes opened)"], current["repairs"],
+            current["still open at the end"]) == (len(stored), stored.count("resolved"),
+                                                  stored.count("open"))
     assert table_rows(result.output) == {
         "alerts (episodes opened)": ["3", "2", "-1"], "repairs": ["2", "2", "0"],
         "unresolved episodes": ["1", "0", "-1"], "still open at the end": ["1", "0", "-1"],

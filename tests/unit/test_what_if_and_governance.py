@@ -152,3 +152,34 @@ def test_the_90th_percentile_is_a_value_that_was_seen():
     assert percentile(list(map(float, range(1, 11))), 90) == 9.0
     assert percentile(list(map(float, range(1, 21))), 90) == 18.0
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+
+
+def test_alert_counts_become_gauges_and_a_database_failure_leaves_them_out():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from service.metrics import AlertCounts
+
+    rows = [("ruptures", "northside", "open", "", 2), ("ruptures", "northside", "resolved", "", 5),
+            ("actions", "northside", "acknowledge", "smart-view", 4)]
+    asked = []
+
+    def counts(limit):
+        asked.append(limit)
+        return rows
+
+    working = CollectorRegistry()
+    working.register(AlertCounts(counts))
+    text = generate_latest(working).decode()
+    assert 'alliance_ruptures{practice="northside",state="open"} 2.0' in text
+    assert 'alliance_ruptures{practice="northside",state="repaired"} 5.0' in text
+    assert ('alliance_alert_actions{action="acknowledge",practice="northside",'
+            'source="smart-view"} 4.0') in text
+    assert "alliance_alert_counts_up 1.0" in text and asked == [AlertCounts.LIMIT]
+
+    def broken(_limit):
+        raise ConnectionError("database down")
+
+    failing = CollectorRegistry()
+    failing.register(AlertCounts(broken))
+    text = generate_latest(failing).decode()
+    assert "alliance_alert_counts_up 0.0" in text and "alliance_ruptures{" not in text
