@@ -56,8 +56,9 @@ def what_if_rules(ports: Ports, practice_id: str, changes: Mapping[str, object],
                                              "rupture what-if")], ports.clock())
     if not histories:
         raise NoHistory(practice_id)
-    replayed = [_sessions(governance.opened_history(ports.vault, history), ports.instruments())
-                for history in histories]
+    instruments = ports.instruments()
+    replayed = (_sessions(governance.opened_history(ports.vault, history), instruments)
+                for history in histories)  # one client's answers in the clear at a time
     result = what_if(replayed, current, proposed)
     log.info("rupture what-if replayed", practice_id=practice_id, clients=result.clients,
              sessions=result.sessions, changed=sorted(changes))
