@@ -61,3 +61,28 @@ class WrittenScores:
 
     questionnaire_response_id: str
     observation_id: str
+
+
+@dataclass(frozen=True)
+class AlertDocument:
+    """A rupture written as a document (alerts.write document): a one-page PDF of the trend.
+
+    `identifier` is `{episode id}.{number}` under DOCUMENT_REFERENCE_SYSTEM (one per episode and
+    version of the document); `replaces` is the id of the DocumentReference it supersedes.
+    """
+
+    identifier: str
+    title: str
+    description: str
+    pdf: bytes
+    created: datetime
+    replaces: str | None = None
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    """Where an alert document lives in the EHR."""
+
+    id: str
+    version_id: str | None
+    identifier: str

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from integrations.ehr.records import AllianceRecord, AnswerItem
+from integrations.ehr.records import AlertDocument, AllianceRecord, AnswerItem
 
 FHIR_BASE = "https://alliance-feedback.org/fhir"
 # A FHIR id (R4 id datatype): what may follow "Patient/" in a literal reference or a URL.
@@ -15,6 +17,7 @@ FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
 QUESTIONNAIRE_RESPONSE_SYSTEM = f"{FHIR_BASE}/sid/questionnaire-response"
 OBSERVATION_SYSTEM = f"{FHIR_BASE}/sid/observation"
 FLAG_SYSTEM = f"{FHIR_BASE}/sid/flag"
+DOCUMENT_REFERENCE_SYSTEM = f"{FHIR_BASE}/sid/document-reference"
 ALLIANCE_CODE_SYSTEM = f"{FHIR_BASE}/CodeSystem/alliance"
 INTERPRETATION_CODE_SYSTEM = f"{FHIR_BASE}/CodeSystem/alliance-interpretation"
 
@@ -22,6 +25,14 @@ OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation
 FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
 V3_INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
+# The alert document's kind (docs/alerts.md says why): LOINC's mental health progress note (in
+# the US Behavioral Health Profiles' note types; US Core takes any LOINC document type), and
+# US Core's "Clinical Note" category, under which EHRs list notes a clinician should read.
+DOCUMENT_TYPE = (LOINC, "34904-3", "Mental health Progress note")
+DOCUMENT_CATEGORY = ("http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+                     "clinical-note", "Clinical Note")
+PDF = "application/pdf"
 
 TOTAL_CODE = "alliance-total"
 POMP_CODE = "alliance-pomp"
@@ -211,6 +222,54 @@ def resolved_flag(flag: dict, ended_at: datetime) -> dict:
 def flag_with_text(flag: dict, text: str) -> dict:
     """A copy of the Flag whose code.text is replaced, codings kept."""
     return {**flag, "code": {**(flag.get("code") or {}), "text": text}}
+
+
+def build_document_reference(
+    record: AllianceRecord,
+    document: AlertDocument,
+    systems: IdentifierSystems = IdentifierSystems(),
+) -> dict:
+    """A current, final DocumentReference holding the alert's PDF; it replaces the previous
+    document of the episode when there is one."""
+    system, code, display = DOCUMENT_TYPE
+    category_system, category_code, category_display = DOCUMENT_CATEGORY
+    created = fhir_datetime(document.created)
+    resource = {
+        "resourceType": "DocumentReference",
+        "identifier": [{"system": DOCUMENT_REFERENCE_SYSTEM, "value": document.identifier}],
+        "status": "current",
+        "docStatus": "final",
+        "type": {"coding": [{"system": system, "code": code, "display": display}],
+                 "text": "Therapeutic alliance report"},
+        "category": [{"coding": [{"system": category_system, "code": category_code,
+                                  "display": category_display}]}],
+        "subject": _patient(record, systems),
+        "date": created,
+        "description": document.description,
+        "content": [{"attachment": {
+            "contentType": PDF,
+            "data": base64.b64encode(document.pdf).decode("ascii"),
+            "size": len(document.pdf),
+            "hash": _sha1(document.pdf),
+            "title": document.title,
+            "creation": created,
+        }}],
+        "context": {"encounter": [_encounter(record, systems)]},
+    }
+    if document.replaces:
+        target = {"reference": f"DocumentReference/{document.replaces}"}
+        resource["relatesTo"] = [{"code": "replaces", "target": target}]
+    return resource
+
+
+def superseded_document(document: dict) -> dict:
+    """A copy of the DocumentReference set superseded (a newer one replaces it)."""
+    return {**document, "status": "superseded"}
+
+
+def _sha1(data: bytes) -> str:
+    """Attachment.hash: the SHA-1 of the data, base64 (what FHIR R4 specifies)."""
+    return base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode("ascii")
 
 
 def _answered_item(answer: AnswerItem) -> dict:

@@ -1,4 +1,5 @@
-"""Writes scored responses and the rupture Flag lifecycle to the EHR, idempotently."""
+"""Writes scored responses, the rupture Flag lifecycle and the alert documents to the EHR,
+idempotently."""
 
 from __future__ import annotations
 
@@ -7,18 +8,28 @@ from datetime import datetime
 
 from integrations.ehr.errors import EhrConflict
 from integrations.ehr.port import EhrGateway
-from integrations.ehr.records import AllianceRecord, AnswerItem, FlagRef, WrittenScores
+from integrations.ehr.records import (
+    AlertDocument,
+    AllianceRecord,
+    AnswerItem,
+    DocumentRef,
+    FlagRef,
+    WrittenScores,
+)
 from integrations.ehr.resources import (
+    DOCUMENT_REFERENCE_SYSTEM,
     FLAG_SYSTEM,
     OBSERVATION_SYSTEM,
     QUESTIONNAIRE_RESPONSE_SYSTEM,
     IdentifierSystems,
+    build_document_reference,
     build_flag,
     build_observation,
     build_questionnaire_response,
     flag_with_text,
     identifier_query,
     resolved_flag,
+    superseded_document,
 )
 
 # Each conflict means someone else changed the Flag meanwhile; a few re-reads settle it. If they
@@ -26,16 +37,19 @@ from integrations.ehr.resources import (
 MAX_UPDATE_ATTEMPTS = 3
 
 __all__ = [
+    "AlertDocument",
     "AllianceRecord",
     "AllianceRecordWriter",
     "AnswerItem",
+    "DocumentRef",
     "FlagRef",
     "WrittenScores",
 ]
 
 
 class AllianceRecordWriter:
-    """Writes QuestionnaireResponse, Observation and Flag through an EhrGateway."""
+    """Writes QuestionnaireResponse, Observation, Flag and DocumentReference through an
+    EhrGateway."""
 
     QUESTIONNAIRE_RESPONSE_IDENTIFIER_SYSTEM = QUESTIONNAIRE_RESPONSE_SYSTEM
     OBSERVATION_IDENTIFIER_SYSTEM = OBSERVATION_SYSTEM
@@ -73,14 +87,33 @@ class AllianceRecordWriter:
         """Set the Flag inactive with period.end (the alliance was repaired), version-aware."""
         return self._change_flag(flag, lambda current: resolved_flag(current, ended_at))
 
+    def write_document(self, record: AllianceRecord, document: AlertDocument) -> DocumentRef:
+        """Create the alert's DocumentReference (once, however often called)."""
+        written = self._gateway.create(
+            build_document_reference(record, document, self._systems),
+            if_none_exist=identifier_query(DOCUMENT_REFERENCE_SYSTEM, document.identifier),
+        )
+        return DocumentRef(written.id, written.version_id, document.identifier)
+
+    def supersede_document(self, document: DocumentRef) -> DocumentRef:
+        """Set an alert's DocumentReference superseded (a newer one replaces it), version-aware."""
+        version = self._change("DocumentReference", document.id, superseded_document)
+        return DocumentRef(document.id, version, document.identifier)
+
     def _change_flag(self, flag: FlagRef, change: Callable[[dict], dict]) -> FlagRef:
+        return FlagRef(flag.id, self._change("Flag", flag.id, change), flag.identifier)
+
+    def _change(self, resource_type: str, resource_id: str,
+                change: Callable[[dict], dict]) -> str | None:
+        """Read, change and write back with If-Match, re-reading when someone else wrote
+        meanwhile (412/409); the version it is at after. A change already made writes nothing."""
         attempt = 1
         while True:
-            current = self._gateway.read("Flag", flag.id)
+            current = self._gateway.read(resource_type, resource_id)
             version = (current.get("meta") or {}).get("versionId")
             changed = change(current)
             if changed == current:
-                return FlagRef(flag.id, version, flag.identifier)  # a replay: already done
+                return version  # a replay: already done
             try:
                 written = self._gateway.update(changed, if_match=version)
             except EhrConflict:
@@ -88,4 +121,4 @@ class AllianceRecordWriter:
                     raise
                 attempt += 1
                 continue
-            return FlagRef(written.id, written.version_id, flag.identifier)
+            return written.version_id

@@ -9,7 +9,10 @@ The survey whose assessment first says `rupture` (or `unresolved`) while the cli
 open episode opens one; later assessments that say rupture, unresolved or repaired belong to
 that open episode, and `repaired` resolves it. A client has at most one open episode. The
 episode's id is its Flag's identifier in the EHR, so a retried write finds the same Flag;
-`flag_id` / `flag_version` say where that Flag is once the EHR has answered.
+`flag_id` / `flag_version` say where that Flag is once the EHR has answered; with
+`alerts.write` document, `document_id` / `document_version` say where the episode's latest
+DocumentReference is, and `document_number` how many it has had (each new one replaces the one
+before: the identifier of the next is `{episode id}.{number}`).
 
 This is the one model of an episode's lifecycle. The rupture engine keeps detection state of
 its own while it replays a client's history (`ruptures._RepairWatch`: which scales fell, their
@@ -49,6 +52,9 @@ class RuptureEpisode:
     flag_text: str | None = None  # what the Flag says (or will say, before it is raised)
     closed_by_survey_id: str | None = None
     closed_at: datetime | None = None
+    document_id: str | None = None  # the latest DocumentReference's id (alerts.write document)
+    document_version: str | None = None
+    document_number: int = 0  # how many documents the episode has had: the next one's number
 
     @classmethod
     def opened(
@@ -66,9 +72,20 @@ class RuptureEpisode:
     def flag_raised(self) -> bool:
         return self.flag_id is not None
 
+    @property
+    def alerted(self) -> bool:
+        """Whether the EHR was told of it yet: a Flag raised or a document written."""
+        return self.flag_id is not None or self.document_id is not None
+
     def with_flag(self, flag_id: str, flag_version: str | None, text: str) -> RuptureEpisode:
         """The episode once the EHR holds its Flag, saying `text`, at this version."""
         return replace(self, flag_id=flag_id, flag_version=flag_version, flag_text=text)
+
+    def with_document(self, document_id: str, version: str | None, number: int,
+                      text: str) -> RuptureEpisode:
+        """The episode once the EHR holds its `number`th DocumentReference, saying `text`."""
+        return replace(self, document_id=document_id, document_version=version,
+                       document_number=number, flag_text=text)
 
     def resolved(self, survey_id: str, now: datetime) -> RuptureEpisode:
         """The episode closed by the survey that showed the repair."""

@@ -8,16 +8,20 @@ the effects to apply to the client's record, in order, and the episode as it sta
     UpdateFlagText   the Flag's code.text restated, version-aware         rupture / unresolved, the
                                                                           words changed
     ResolveFlag      the Flag inactive, with period.end                   repaired, Flag raised
+    WriteDocument    a DocumentReference with a one-page PDF of the       as the Flag: raised,
+                     trend (alerts.write document), relatesTo replaces    restated, repaired
+                     the episode's previous one
+    SupersedeDocument  the previous DocumentReference superseded,         after WriteDocument
+                     version-aware                                        replaced one
 
 A resolved episode is never written to again: a decision that arrives after the repair (a job
 retried late) writes its scores only. Nothing here does I/O; the handler applies each effect
 through the record writer and folds where the EHR put the Flag back into the episode
 (`settle`, on the Flag effects).
 
-Room for escalation (issue 13, CONTRACT §9): alert effects are chosen per episode transition
-in `_alert_effects` ("raise", "restate", "resolve"). An `Escalate` effect (a FHIR Task to the
-supervisor), and per-EHR alert targets (`alerts.write`: flag | task | document) that replace
-or join the Flag effects, belong there and nowhere else.
+Alert effects are chosen per episode transition in `_alert_effects` ("raise", "restate",
+"resolve"), for each target the practice's `alerts.write` lists (CONTRACT §9.2: flag | task |
+document); an `Escalate` effect (a FHIR Task to the supervisor) belongs there too.
 """
 
 from __future__ import annotations
@@ -89,7 +93,41 @@ class ResolveFlag:
         return episode.with_flag(flag_id, version, episode.flag_text)
 
 
-Effect = WriteScores | RaiseFlag | UpdateFlagText | ResolveFlag
+@dataclass(frozen=True)
+class WriteDocument:
+    """Create the episode's `number`th DocumentReference: a one-page PDF of the trend showing
+    the rupture `open` (saying `text`) or `repaired`; it replaces `replaces` (the previous
+    document's id), if any. Found again, not duplicated, on retry (its identifier is
+    `{episode_id}.{number}`)."""
+
+    episode_id: str
+    number: int
+    state: str  # "open" | "repaired"
+    text: str
+    replaces: str | None
+    resource_type: ClassVar[str] = "DocumentReference"
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.episode_id}.{self.number}"
+
+    def settle(self, episode: RuptureEpisode, document_id: str,
+               version: str | None) -> RuptureEpisode:
+        return episode.with_document(document_id, version, self.number, self.text)
+
+
+@dataclass(frozen=True)
+class SupersedeDocument:
+    """Set the episode's previous DocumentReference `superseded` (a newer one replaces it)."""
+
+    episode_id: str
+    document_id: str
+    document_version: str | None
+    resource_type: ClassVar[str] = "DocumentReference"
+
+
+Effect = WriteScores | RaiseFlag | UpdateFlagText | ResolveFlag | WriteDocument | SupersedeDocument
+FLAG, DOCUMENT = "flag", "document"
 
 
 @dataclass(frozen=True)
@@ -101,16 +139,18 @@ class WriteBackPlan:
 
 
 def plan_write_back(
-    survey: AssessedSurvey, episode: RuptureEpisode | None, now: datetime
+    survey: AssessedSurvey, episode: RuptureEpisode | None, now: datetime,
+    write: tuple[str, ...] = (FLAG,),
 ) -> WriteBackPlan:
-    """What to write for one assessed survey, given the episode its assessment belongs to."""
+    """What to write for one assessed survey, given the episode its assessment belongs to and
+    what the practice writes for an open rupture (`alerts.write`)."""
     scores = (WriteScores(),) if survey.answered else ()
     transition = _transition(survey, episode)
     if transition is None:
         return WriteBackPlan(scores, episode)
     text = survey.flag_text or DEFAULT_FLAG_TEXT
     after = episode.resolved(survey.survey_id, now) if transition == "resolve" else episode
-    return WriteBackPlan(scores + _alert_effects(transition, episode, text, now), after)
+    return WriteBackPlan(scores + _alert_effects(transition, episode, text, now, write), after)
 
 
 def _transition(survey: AssessedSurvey, episode: RuptureEpisode | None) -> str | None:
@@ -118,7 +158,7 @@ def _transition(survey: AssessedSurvey, episode: RuptureEpisode | None) -> str |
     if episode is None or not episode.is_open:
         return None
     if survey.decision in FLAG_DECISIONS:
-        if not episode.flag_raised:
+        if not episode.alerted:
             return "raise"
         text = survey.flag_text or DEFAULT_FLAG_TEXT
         return "restate" if text != episode.flag_text else None
@@ -126,13 +166,41 @@ def _transition(survey: AssessedSurvey, episode: RuptureEpisode | None) -> str |
 
 
 def _alert_effects(
+    transition: str, episode: RuptureEpisode, text: str, now: datetime, write: tuple[str, ...]
+) -> tuple[Effect, ...]:
+    """The effects that tell the clinician, per transition, for each target in `write`."""
+    effects: tuple[Effect, ...] = ()
+    if FLAG in write:
+        effects += _flag_effects(transition, episode, text, now)
+    if DOCUMENT in write:
+        effects += _document_effects(transition, episode, text)
+    return effects
+
+
+def _flag_effects(
     transition: str, episode: RuptureEpisode, text: str, now: datetime
 ) -> tuple[Effect, ...]:
-    """The effects that tell the clinician, per transition; today the Flag is the only alert."""
-    if transition == "raise":
+    if transition == "raise" or (transition == "restate" and not episode.flag_raised):
         return (RaiseFlag(episode.id, text),)
     if transition == "restate":
         return (UpdateFlagText(episode.id, episode.flag_id, episode.flag_version, text),)
     if episode.flag_raised:  # resolve; an episode whose Flag never got written just closes
         return (ResolveFlag(episode.id, episode.flag_id, episode.flag_version, now),)
     return ()
+
+
+def _document_effects(transition: str, episode: RuptureEpisode, text: str) -> tuple[Effect, ...]:
+    """A new document for each transition, replacing the episode's previous one; an episode
+    that never had a document just closes on repair."""
+    if transition == "resolve" and episode.document_id is None:
+        return ()
+    if transition == "resolve":  # the words stay those of the rupture that was repaired
+        state, text = "repaired", episode.flag_text or text
+    else:
+        state = "open"
+    written = WriteDocument(episode.id, episode.document_number + 1, state, text,
+                            episode.document_id)
+    if episode.document_id is None:
+        return (written,)
+    return (written, SupersedeDocument(episode.id, episode.document_id,
+                                       episode.document_version))

@@ -1,5 +1,7 @@
 """Assess a returned (or missed) survey against the client's history and write the result
-into the EHR: QuestionnaireResponse + Observation, and a Flag that follows the alliance.
+into the EHR: QuestionnaireResponse + Observation, and the alerts the practice writes for an
+open rupture (`alerts.write`): a Flag that follows the alliance, a DocumentReference with the
+trend as PDF (`alert_documents`).
 
 What to write is decided by `service.domain.writeback.plan_write_back`; this handler loads what
 the plan needs, applies its effects through the practice's record writer, and maps the EHR's
@@ -17,7 +19,7 @@ import structlog
 from sqlalchemy import Connection
 
 from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
-from integrations.ehr.records import AllianceRecord, AnswerItem, FlagRef
+from integrations.ehr.records import AlertDocument, AllianceRecord, AnswerItem, DocumentRef, FlagRef
 from service import practices
 from service.clinician import clinician_state
 from service.crypto import ClientVault
@@ -30,11 +32,14 @@ from service.domain.writeback import (
     Effect,
     RaiseFlag,
     ResolveFlag,
+    SupersedeDocument,
     UpdateFlagText,
     WriteBackPlan,
+    WriteDocument,
     WriteScores,
     plan_write_back,
 )
+from service.handlers.alert_documents import alert_documents
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.persistence.queries import assessments, episodes, responses
 from service.practices import Practice
@@ -57,9 +62,10 @@ def assess_and_write_back(ctx: JobContext) -> None:
         episode = episodes.load(conn, assessment["episode_id"])
     assessed = AssessedSurvey(survey["id"], assessment["decision"], assessment["flag_text"],
                               answered=response is not None)
-    plan = plan_write_back(assessed, episode, services.clock())
+    plan = plan_write_back(assessed, episode, services.clock(), practice.alerts.write)
     record = _record(practice, instrument, survey, response, assessment)
-    _write(ctx, _Target(services.writer_for(practice.ehr), record), plan, episode)
+    documents = alert_documents(services, practice, instrument, plan, record, plan.episode)
+    _write(ctx, _Target(services.writer_for(practice.ehr), record, documents), plan, episode)
 
 
 def _assessment(conn: Connection, vault: ClientVault, survey: Mapping, practice: Practice,
@@ -100,15 +106,16 @@ class _Target(NamedTuple):
 
     writer: object  # AllianceRecordWriter or WebhookRecordSink
     record: AllianceRecord
+    documents: dict[str, AlertDocument]  # the plan's PDF documents, by identifier
 
 
 def _write(ctx: JobContext, target: _Target, plan: WriteBackPlan,
            before: RuptureEpisode | None) -> None:
     episode = plan.episode
     for effect in plan.effects:
-        flag = _apply(target, effect)
-        if flag is not None:
-            episode = effect.settle(episode, flag.id, flag.version_id)
+        written = _apply(target, effect)
+        if written is not None:
+            episode = effect.settle(episode, written.id, written.version_id)
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
         if episode != before:
@@ -117,7 +124,7 @@ def _write(ctx: JobContext, target: _Target, plan: WriteBackPlan,
              effects=[type(effect).__name__ for effect in plan.effects])
 
 
-def _apply(target: _Target, effect: Effect) -> FlagRef | None:
+def _apply(target: _Target, effect: Effect) -> FlagRef | DocumentRef | None:
     """One effect through the record writer; the EHR's answer mapped to what the job does next."""
     where = {"resource_type": effect.resource_type, "session_id": target.record.session_id}
     try:
@@ -135,7 +142,7 @@ def _apply(target: _Target, effect: Effect) -> FlagRef | None:
         }) from None
 
 
-def _call(target: _Target, effect: Effect) -> FlagRef | None:
+def _call(target: _Target, effect: Effect) -> FlagRef | DocumentRef | None:
     writer, record = target.writer, target.record
     match effect:
         case WriteScores():
@@ -148,6 +155,11 @@ def _call(target: _Target, effect: Effect) -> FlagRef | None:
             return writer.update_flag_text(FlagRef(flag_id, version, episode_id), text)
         case ResolveFlag(episode_id=episode_id, flag_id=flag_id, flag_version=version):
             return writer.resolve_flag(FlagRef(flag_id, version, episode_id), effect.ended_at)
+        case WriteDocument():
+            return writer.write_document(record, target.documents[effect.identifier])
+        case SupersedeDocument(document_id=document_id, document_version=version):
+            writer.supersede_document(DocumentRef(document_id, version, effect.episode_id))
+            return None  # the episode keeps the document that replaced it
     raise TypeError(f"no way to apply {effect!r}")
 
 

@@ -151,6 +151,9 @@ rupture_episodes = Table(
     Column("closed_by_survey_id", String(36)),
     _when("opened_at", False),
     _when("closed_at"),
+    Column("document_id", String(200)),                      # the latest DocumentReference
+    Column("document_version", String(64)),
+    Column("document_number", Integer, nullable=False, server_default="0"),
     Index("ix_episodes_client", "practice_id", "patient_id", "status"),
 )
 

@@ -2,11 +2,14 @@
 
 Not an EHR and not a FHIR server to rely on: one JSON file per resource version under a
 folder, a handful of interactions (create, conditional create, read, version-aware update,
-identifier search), and synthetic patients for any id. Mounted at /demo/fhir by the app.
+identifier search), synthetic patients for any id, and a DocumentReference's PDF served as
+a file to open. Mounted at /demo/fhir by the app.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -183,6 +186,18 @@ def create_demo_fhir_blueprint(store_dir: Path) -> Blueprint:
             raise _Refusal(404, "not-found", "no such version")
         return _fhir(resource, headers={"ETag": _etag(resource)})
 
+    @bp.get("/DocumentReference/<resource_id>/_history/<version_id>/pdf")
+    def document_pdf(resource_id: str, version_id: str):
+        """The PDF a DocumentReference version holds, to open in the browser."""
+        _check_id(resource_id)
+        if not VERSION_ID.fullmatch(version_id):
+            raise _Refusal(404, "not-found", "no such version")
+        with store.lock:
+            resource = store.read("DocumentReference", resource_id, int(version_id))
+        if resource is None:
+            raise _Refusal(404, "not-found", "no such version")
+        return _pdf(resource, f"alliance-report-{resource_id}-v{version_id}.pdf")
+
     @bp.put("/<resource_type>/<resource_id>")
     def update(resource_type: str, resource_id: str):
         """Store a new version; a stale If-Match is refused with 412."""
@@ -298,6 +313,20 @@ def _written(resource: dict, status: int) -> Response:
     return _fhir(resource, status=status, headers=headers)
 
 
+def _pdf(resource: dict, filename: str) -> Response:
+    """The first attachment when it is a PDF given inline (data); refused otherwise."""
+    attachment = ((resource.get("content") or [{}])[0] or {}).get("attachment") or {}
+    if attachment.get("contentType") != "application/pdf" or not attachment.get("data"):
+        raise _Refusal(404, "not-found", "this DocumentReference holds no inline PDF")
+    try:
+        data = base64.b64decode(attachment["data"], validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise _Refusal(422, "invalid", "the attachment's data is not base64") from None
+    return Response(data, content_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{filename}"',
+        "X-Content-Type-Options": "nosniff"})
+
+
 def _fhir(body: dict, status: int = 200, headers: dict | None = None) -> Response:
     return Response(
         json.dumps(body, indent=2), status=status, headers=headers, content_type=FHIR_JSON
@@ -313,6 +342,10 @@ def _index_row(store: DemoStore, resource: dict) -> dict:
         "updated": resource["meta"].get("lastUpdated", ""),
         "summary": summarize(resource),
         "links": [(version, _version_url(resource, version)) for version in versions],
+        "pdfs": [(version, url_for(".document_pdf", resource_id=resource["id"],
+                                   version_id=str(version)))
+                 for version in versions] if resource["resourceType"] == "DocumentReference"
+        else [],
     }
 
 
@@ -326,6 +359,11 @@ def summarize(resource: dict) -> str:
         interpretation = [c.get("text", "") for c in resource.get("interpretation") or []]
         parts = [f"{(resource.get('code') or {}).get('text', 'score')}: {value}"]
         return " — ".join(parts + [text for text in interpretation if text])
+    if kind == "DocumentReference":
+        replaces = [link.get("target", {}).get("reference", "") for link in
+                    resource.get("relatesTo") or [] if link.get("code") == "replaces"]
+        said = f"{resource.get('status')}: {resource.get('description', '')}"
+        return f"{said} (replaces {', '.join(replaces)})" if replaces else said
     if kind == "QuestionnaireResponse":
         answers = len(resource.get("item") or [])
         return f"{resource.get('status')}, {answers} answers to {resource.get('questionnaire')}"
@@ -353,7 +391,8 @@ def _capability_statement() -> dict:
                         "conditionalCreate": True,
                         "searchParam": [{"name": "identifier", "type": "token"}],
                     }
-                    for kind in ("QuestionnaireResponse", "Observation", "Flag")
+                    for kind in ("QuestionnaireResponse", "Observation", "Flag",
+                                 "DocumentReference")
                 ],
             }
         ],
@@ -379,8 +418,10 @@ code { font-size: .9em; }
 <h1>Demo FHIR store</h1>
 <p class="demo"><strong>This is a demo, not an EHR.</strong> It shows what alliance-feedback
 writes back to a practice's EHR over FHIR R4: a QuestionnaireResponse with the answers, an
-Observation with the scores, and a Flag when the alliance ruptures (set inactive when it
-is repaired). Patients here are synthetic.</p>
+Observation with the scores, and for a rupture what the practice's <code>alerts.write</code>
+lists: a Flag (set inactive when it is repaired) and a DocumentReference holding a one-page PDF
+of the trend (replaced by a new one when it is repaired; open it with the PDF link). Patients
+here are synthetic.</p>
 {% if rows %}
 <table>
 <thead><tr><th scope="col">Type</th><th scope="col">Id</th><th scope="col">Version</th>
@@ -394,6 +435,9 @@ is repaired). Patients here are synthetic.</p>
 <td>{{ row.summary }}</td>
 <td>{% for version, link in row.links -%}
 <a href="{{ link }}">v{{ version }}</a>{% if not loop.last %}, {% endif %}
+{%- endfor %}{% for version, link in row.pdfs %}{% if loop.first %}<br>{% endif %}
+<a href="{{ link }}" type="application/pdf">PDF v{{ version }}</a>
+{%- if not loop.last %}, {% endif %}
 {%- endfor %}</td>
 </tr>
 {% endfor %}
