@@ -29,8 +29,9 @@ WIDTH = PAGE_W - 2 * MARGIN
 TOTAL_CHART_H, SUBSCALE_CHART_H = 52.0, 26.0
 AXIS_W = 9.0  # room left of a plot for the tick labels
 ROW_H, TABLE_FONT = 4.3, 7.5
-MAX_REASONS, MAX_REASON_CHARS = 4, 200
+MAX_REASONS, MAX_REASON_CHARS = 4, 320
 MAX_SESSION_CHARS = 22
+MAX_TITLE_CHARS = 60
 FOOTER_H = 10.0
 
 INK, MUTED, TRACE = (27, 27, 31), (74, 74, 85), (31, 78, 140)
@@ -53,7 +54,15 @@ class AlertFacts:
 
     @property
     def title(self) -> str:
-        return "Alliance rupture repaired" if self.state == "repaired" else self.text
+        """The heading: what the alert is, without its reasons (the box lists them)."""
+        return "Alliance rupture repaired" if self.state == "repaired" else heading(self.text)
+
+
+def heading(text: str) -> str:
+    """What an alert is, from its words: "Unresolved alliance rupture: bond fell …" → the part
+    before the colon (the reasons follow it)."""
+    head = text.split(":", 1)[0].strip() or "Alliance rupture"
+    return head if len(head) <= MAX_TITLE_CHARS else head[:MAX_TITLE_CHARS - 3] + "..."
 
 
 def render_trend_pdf(trend: Trend, facts: AlertFacts) -> bytes:
@@ -104,8 +113,8 @@ class _Page(FPDF):
         created = facts.created.astimezone(ZoneInfo(facts.timezone))
         sessions = len(trend.points)
         self.write_line(
-            f"Patient {trend.patient_id} - {trend.instrument_title} - {sessions} "
-            f"session{'s' if sessions != 1 else ''} - written {_day(created.date())} "
+            f"Patient {trend.patient_id} · {trend.instrument_title} · {sessions} "
+            f"session{'s' if sessions != 1 else ''} · written {_day(created.date())} "
             f"{created:%H:%M} ({facts.timezone})", 8.5, colour=MUTED)
         self.ln(1.5)
 
@@ -302,7 +311,7 @@ def _alert_lines(trend: Trend, facts: AlertFacts) -> list[tuple[str, str]]:
     prompt = _point(trend, facts.session_id)
     if facts.state == "repaired":
         when = _day(prompt.day) if prompt and prompt.day else "the latest session"
-        lines.append(("B", f"Repaired at the session of {when}. The rupture was: {facts.text}"))
+        lines.append(("B", f"Repaired at the session of {when}."))
     if rupture is not None:
         since = _day(rupture.since) if rupture.since else "an undated session"
         opened = "It opened at" if facts.state == "repaired" else "Open since"

@@ -14,7 +14,7 @@ from datetime import datetime
 from integrations.ehr.records import AlertDocument, AllianceRecord
 from service.clinician.chart import MAX_POINTS
 from service.clinician.trend import Trend, build_trend
-from service.clinician.trend_pdf import AlertFacts, render_trend_pdf
+from service.clinician.trend_pdf import AlertFacts, heading, render_trend_pdf
 from service.domain.episodes import RuptureEpisode
 from service.domain.instruments import Instrument
 from service.domain.ruptures import RuptureRules
@@ -47,7 +47,7 @@ def document(trend: Trend, effect: WriteDocument, record: AllianceRecord, now: d
     """One document: the PDF, its title and description."""
     facts = AlertFacts(effect.state, effect.text, record.session_id, record.reasons, now,
                        timezone)
-    description = (f"Alliance rupture repaired (it was: {effect.text})"
+    description = (f"Alliance rupture repaired (it was: {heading(effect.text).lower()})"
                    if effect.state == "repaired" else effect.text)
     return AlertDocument(
         identifier=effect.identifier, title=f"Therapeutic alliance report: {facts.title}",

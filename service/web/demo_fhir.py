@@ -412,6 +412,7 @@ table { border-collapse: collapse; margin-top: 1rem; }
 th, td { text-align: left; padding: .4rem .75rem; border-bottom: 1px solid #ddd;
          vertical-align: top; }
 code { font-size: .9em; }
+td.links { white-space: nowrap; }
 </style>
 </head>
 <body>
@@ -433,10 +434,10 @@ here are synthetic.</p>
 <td><code>{{ row.id }}</code></td>
 <td>{{ row.version }}</td>
 <td>{{ row.summary }}</td>
-<td>{% for version, link in row.links -%}
+<td class="links">{% for version, link in row.links -%}
 <a href="{{ link }}">v{{ version }}</a>{% if not loop.last %}, {% endif %}
 {%- endfor %}{% for version, link in row.pdfs %}{% if loop.first %}<br>{% endif %}
-<a href="{{ link }}" type="application/pdf">PDF v{{ version }}</a>
+<a href="{{ link }}" type="application/pdf">PDF&nbsp;v{{ version }}</a>
 {%- if not loop.last %}, {% endif %}
 {%- endfor %}</td>
 </tr>

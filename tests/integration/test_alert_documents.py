@@ -105,7 +105,10 @@ def test_the_rupture_is_a_pdf_document_and_the_repair_replaces_it(services, chan
     assert episode["flag_id"] is None and fake_ehr.resources("Flag") == []
     pages, text = pdf_text(opened)
     assert pages == 1 and "Patient pat-17" in text and "enc-7" in text
-    assert opened["description"] in text  # the alert's words, in the PDF and the resource
+    # the alert's words: whole in the resource, the PDF's heading and why (its reasons)
+    heading, reasons = opened["description"].split(": ", 1)
+    assert heading == "Alliance rupture" and text.count(heading) >= 1
+    assert reasons.split("; ")[0] in text
 
     clock.advance(days=7)
     answer_one_survey(services, channels, run_due, HIGH, session_id="enc-8")
