@@ -16,8 +16,8 @@ the effects to apply to the client's record, in order, and the episode as it sta
 
 A resolved episode is never written to again: a decision that arrives after the repair (a job
 retried late) writes its scores only. Nothing here does I/O; the handler applies each effect
-through the record writer and folds where the EHR put the Flag back into the episode
-(`settle`, on the Flag effects).
+through the record writer and folds where the EHR put the Flag or the document back into the
+episode (`settle`, on the Flag effects and `WriteDocument`).
 
 Alert effects are chosen per episode transition in `_alert_effects` ("raise", "restate",
 "resolve"), for each target the practice's `alerts.write` lists (CONTRACT §9.2: flag | task |
