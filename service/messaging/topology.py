@@ -21,6 +21,7 @@ DEAD_QUEUE_NAME = "alliance.dead"
 ROUTES = {
     "event.process": "alliance.intake",
     "ehr.poll": "alliance.intake",
+    "retention.run": "alliance.intake",
     "survey.send": "alliance.delivery",
     "survey.remind": "alliance.delivery",
     "survey.expire": "alliance.delivery",
