@@ -12,6 +12,7 @@ import time
 import structlog
 
 from service.bootstrap import Services
+from service.handlers.escalation import COMPLETION_CHECK_SECONDS, schedule_completions
 from service.handlers.registry import JOB_HANDLERS
 from service.handlers.retention import schedule_retention
 from service.handlers.runner import JobRunner
@@ -89,7 +90,10 @@ class Workers:
         housekeeping = None
         if settings.embedded_broker:
             housekeeping = functools.partial(purge_delivered, settings.embedded_queue_file)
-        relay.run(self.stop_event, settings.relay_interval, housekeeping)
+        # Escalation Tasks whose rupture was acknowledged or repaired are completed from here.
+        relay.run(self.stop_event, settings.relay_interval, housekeeping,
+                  checks=functools.partial(schedule_completions, self.services),
+                  checks_every=COMPLETION_CHECK_SECONDS)
 
     def _run_consumer(self) -> None:
         runner = JobRunner(self.services, JOB_HANDLERS)

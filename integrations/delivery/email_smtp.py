@@ -28,7 +28,7 @@ from integrations.delivery.errors import (
     DeliveryTemporaryError,
 )
 from integrations.delivery.messages import render_email
-from integrations.delivery.port import Contact, Receipt, SurveyMessage
+from integrations.delivery.port import Contact, Notice, Receipt, SurveyMessage
 from integrations.network import DestinationRefused, connect_checked
 from integrations.settings import PUBLIC_ONLY, TLS_MODES, NetworkSettings
 
@@ -82,11 +82,30 @@ class SmtpEmailChannel:
         to = normalize_email(message.to)
         if to is None:
             raise DeliveryPermanentError("invalid-address", "recipient is not a plain address")
+        return self._deliver(self.compose(message, to), to)
+
+    def send_notice(self, notice: Notice) -> Receipt:
+        """Send a plain-text notice to the practice's staff (an escalation); the same
+        Message-ID for the same `notice.key`."""
+        to = normalize_email(notice.to)
+        if to is None:
+            raise DeliveryPermanentError("invalid-address", "recipient is not a plain address")
+        email = EmailMessage()
+        email["From"] = Address(self._sender_name, addr_spec=self._sender_address)
+        email["To"] = Address(addr_spec=to)
+        email["Subject"] = notice.subject
+        email["Date"] = format_datetime(datetime.now(timezone.utc))
+        domain = self._sender_address.rpartition("@")[2]
+        email["Message-ID"] = f"<{uuid.uuid5(_MESSAGE_IDS, f'notice:{notice.key}')}@{domain}>"
+        email["Auto-Submitted"] = "auto-generated"
+        email.set_content(notice.text)
+        return self._deliver(email, to)
+
+    def _deliver(self, email: EmailMessage, to: str) -> Receipt:
         if self._credentials and self._tls == "none":
             raise DeliveryPermanentError(
                 "misconfigured", "SMTP login refused without TLS: set delivery.email.tls to "
                                  "starttls or implicit")
-        email = self.compose(message, to)
         try:
             self._submit(email, to)
         except DestinationRefused as exc:

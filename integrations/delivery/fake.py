@@ -6,7 +6,7 @@ from datetime import datetime
 
 from integrations.delivery.contact import normalize_email, normalize_phone
 from integrations.delivery.errors import DeliveryError, DeliveryTemporaryError
-from integrations.delivery.port import Contact, Receipt, SurveyMessage
+from integrations.delivery.port import Contact, Notice, Receipt, SurveyMessage
 
 
 class FakeChannel:
@@ -21,6 +21,7 @@ class FakeChannel:
     ) -> None:
         self.name = name
         self.sent: list[SurveyMessage] = []
+        self.notices: list[Notice] = []
         self.attempts = 0
         self.lookups = 0
         self._failures_left = 0
@@ -58,3 +59,12 @@ class FakeChannel:
             raise self._error
         self.sent.append(message)
         return Receipt(channel=self.name, provider_message_id=f"fake-{len(self.sent)}")
+
+    def send_notice(self, notice: Notice) -> Receipt:
+        """Record a notice to the practice's staff, or fail like `send`."""
+        self.attempts += 1
+        if self._failures_left > 0:
+            self._failures_left -= 1
+            raise self._error
+        self.notices.append(notice)
+        return Receipt(channel=self.name, provider_message_id=f"fake-notice-{len(self.notices)}")

@@ -30,6 +30,17 @@ class SurveyMessage:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A message to the practice's staff, not to a client: fixed words and a link, never
+    personal data. `key` is stable per notice (a resend carries the same Message-ID)."""
+
+    to: str
+    subject: str
+    text: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Receipt:
     """Proof that the provider accepted a message (not that it reached the client)."""
 

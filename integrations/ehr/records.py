@@ -86,3 +86,26 @@ class DocumentRef:
     id: str
     version_id: str | None
     identifier: str
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """A Task about one rupture episode: the alert itself (`kind` "alert", alerts.write `task`)
+    or its escalation to a supervisor ("escalation"). Each kind has its own identifier system,
+    with the episode id as value, so a retried create finds the Task it made."""
+
+    kind: str  # "alert" | "escalation"
+    episode_id: str
+    patient_id: str
+    description: str
+    owner: str | None  # "Practitioner/{id}", or nobody
+    flag_id: str | None  # the episode's Flag in the EHR, the Task's focus, when written
+    authored: datetime
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """Where a Task lives in the EHR, at which version."""
+
+    id: str
+    version_id: str | None

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from integrations.ehr.records import AlertDocument, AllianceRecord, AnswerItem
+from integrations.ehr.records import AlertDocument, AllianceRecord, AnswerItem, TaskRequest
 
 FHIR_BASE = "https://alliance-feedback.org/fhir"
 # A FHIR id (R4 id datatype): what may follow "Patient/" in a literal reference or a URL.
@@ -18,6 +18,9 @@ QUESTIONNAIRE_RESPONSE_SYSTEM = f"{FHIR_BASE}/sid/questionnaire-response"
 OBSERVATION_SYSTEM = f"{FHIR_BASE}/sid/observation"
 FLAG_SYSTEM = f"{FHIR_BASE}/sid/flag"
 DOCUMENT_REFERENCE_SYSTEM = f"{FHIR_BASE}/sid/document-reference"
+# A rupture's Tasks, by kind (`TaskRequest.kind`); the value is the episode id.
+TASK_SYSTEMS = {"alert": f"{FHIR_BASE}/sid/rupture-task",
+                "escalation": f"{FHIR_BASE}/sid/rupture-escalation-task"}
 ALLIANCE_CODE_SYSTEM = f"{FHIR_BASE}/CodeSystem/alliance"
 INTERPRETATION_CODE_SYSTEM = f"{FHIR_BASE}/CodeSystem/alliance-interpretation"
 
@@ -37,6 +40,8 @@ PDF = "application/pdf"
 TOTAL_CODE = "alliance-total"
 POMP_CODE = "alliance-pomp"
 RUPTURE_CODE = "alliance-rupture"
+REVIEW_CODE = "alliance-rupture-review"
+TASK_TEXT = "Review therapeutic alliance rupture"
 # Systems for the EHR's own patient and session ids when they cannot be FHIR ids (see
 # `IdentifierSystems`); a practice names its EHR's real ones in ehr.identifier_systems.
 PATIENT_ID_SYSTEM = f"{FHIR_BASE}/sid/ehr-patient-id"
@@ -270,6 +275,36 @@ def superseded_document(document: dict) -> dict:
 def _sha1(data: bytes) -> str:
     """Attachment.hash: the SHA-1 of the data, base64 (what FHIR R4 specifies)."""
     return base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+def build_task(request: TaskRequest, systems: IdentifierSystems = IdentifierSystems()) -> dict:
+    """A requested Task (intent order) to review a rupture: for the patient, owned by the
+    supervisor (when named), its focus the episode's Flag (when written)."""
+    task = {
+        "resourceType": "Task",
+        "identifier": [{"system": TASK_SYSTEMS[request.kind], "value": request.episode_id}],
+        "status": "requested",
+        "intent": "order",
+        "code": {
+            "coding": [{"system": ALLIANCE_CODE_SYSTEM, "code": REVIEW_CODE, "display": TASK_TEXT}],
+            "text": TASK_TEXT,
+        },
+        "description": request.description,
+        "for": reference("Patient", request.patient_id, systems.patient),
+        "authoredOn": fhir_datetime(request.authored),
+    }
+    if request.flag_id:
+        task["focus"] = {"reference": f"Flag/{request.flag_id}"}
+    if request.owner:
+        task["owner"] = {"reference": request.owner}
+    return task
+
+
+def completed_task(task: dict, completed_at: datetime) -> dict:
+    """A copy of the Task set completed (a replay of a completed one changes nothing)."""
+    if task.get("status") == "completed":
+        return task
+    return {**task, "status": "completed", "lastModified": fhir_datetime(completed_at)}
 
 
 def _answered_item(answer: AnswerItem) -> dict:

@@ -14,6 +14,8 @@ from integrations.ehr.records import (
     AnswerItem,
     DocumentRef,
     FlagRef,
+    TaskRef,
+    TaskRequest,
     WrittenScores,
 )
 from integrations.ehr.resources import (
@@ -21,11 +23,14 @@ from integrations.ehr.resources import (
     FLAG_SYSTEM,
     OBSERVATION_SYSTEM,
     QUESTIONNAIRE_RESPONSE_SYSTEM,
+    TASK_SYSTEMS,
     IdentifierSystems,
     build_document_reference,
     build_flag,
     build_observation,
     build_questionnaire_response,
+    build_task,
+    completed_task,
     flag_with_text,
     identifier_query,
     resolved_flag,
@@ -43,12 +48,14 @@ __all__ = [
     "AnswerItem",
     "DocumentRef",
     "FlagRef",
+    "TaskRef",
+    "TaskRequest",
     "WrittenScores",
 ]
 
 
 class AllianceRecordWriter:
-    """Writes QuestionnaireResponse, Observation, Flag and DocumentReference through an
+    """Writes QuestionnaireResponse, Observation, Flag, DocumentReference and Task through an
     EhrGateway."""
 
     QUESTIONNAIRE_RESPONSE_IDENTIFIER_SYSTEM = QUESTIONNAIRE_RESPONSE_SYSTEM
@@ -99,6 +106,20 @@ class AllianceRecordWriter:
         """Set an alert's DocumentReference superseded (a newer one replaces it), version-aware."""
         version = self._change("DocumentReference", document.id, superseded_document)
         return DocumentRef(document.id, version, document.identifier)
+
+    def create_task(self, request: TaskRequest) -> TaskRef:
+        """Create a rupture's Task (once per episode and kind, however often called)."""
+        written = self._gateway.create(
+            build_task(request, self._systems),
+            if_none_exist=identifier_query(TASK_SYSTEMS[request.kind], request.episode_id),
+        )
+        return TaskRef(written.id, written.version_id)
+
+    def complete_task(self, task: TaskRef, completed_at: datetime) -> TaskRef:
+        """Set the Task completed, version-aware (a 412 re-reads and tries again)."""
+        version = self._change("Task", task.id,
+                               lambda current: completed_task(current, completed_at))
+        return TaskRef(task.id, version)
 
     def _change_flag(self, flag: FlagRef, change: Callable[[dict], dict]) -> FlagRef:
         return FlagRef(flag.id, self._change("Flag", flag.id, change), flag.identifier)

@@ -13,6 +13,9 @@ the effects to apply to the client's record, in order, and the episode as it sta
                      the episode's previous one
     SupersedeDocument  the previous DocumentReference superseded,         after WriteDocument
                      version-aware                                        replaced one
+    RaiseTask        the episode's alert Task, requested (once per         rupture / unresolved, no
+                     episode; alerts.write task)                          alert Task yet
+    CompleteTask     the alert Task completed, version-aware               repaired, Task written
 
 A resolved episode is never written to again: a decision that arrives after the repair (a job
 retried late) writes its scores only. Nothing here does I/O; the handler applies each effect
@@ -21,7 +24,8 @@ episode (`settle`, on the Flag effects and `WriteDocument`).
 
 Alert effects are chosen per episode transition in `_alert_effects` ("raise", "restate",
 "resolve"), for each target the practice's `alerts.write` lists (CONTRACT §9.2: flag | task |
-document); an `Escalate` effect (a FHIR Task to the supervisor) belongs there too.
+document). Escalation to a supervisor is not an effect of the write-back: it falls due later,
+from the outbox (`service/domain/escalation.py`).
 """
 
 from __future__ import annotations
@@ -126,8 +130,40 @@ class SupersedeDocument:
     resource_type: ClassVar[str] = "DocumentReference"
 
 
-Effect = WriteScores | RaiseFlag | UpdateFlagText | ResolveFlag | WriteDocument | SupersedeDocument
-FLAG, DOCUMENT = "flag", "document"
+@dataclass(frozen=True)
+class StoredTask:
+    """Where an episode's alert Task lives in the EHR, as the service stored it."""
+
+    id: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class RaiseTask:
+    """Create the episode's alert Task, requested, owned by `owner` (found again, not
+    duplicated, on retry); its focus is the episode's Flag when one is written by then."""
+
+    episode_id: str
+    text: str
+    owner: str | None
+    raised_at: datetime
+    resource_type: ClassVar[str] = "Task"
+
+
+@dataclass(frozen=True)
+class CompleteTask:
+    """Set the episode's alert Task completed (the alliance was repaired)."""
+
+    episode_id: str
+    task_id: str
+    task_version: str | None
+    completed_at: datetime
+    resource_type: ClassVar[str] = "Task"
+
+
+Effect = (WriteScores | RaiseFlag | UpdateFlagText | ResolveFlag | WriteDocument
+          | SupersedeDocument | RaiseTask | CompleteTask)
+FLAG, DOCUMENT, TASK = "flag", "document", "task"
 
 
 @dataclass(frozen=True)
@@ -140,17 +176,20 @@ class WriteBackPlan:
 
 def plan_write_back(
     survey: AssessedSurvey, episode: RuptureEpisode | None, now: datetime,
-    write: tuple[str, ...] = (FLAG,),
+    write: tuple[str, ...] = (FLAG,), task_owner: str | None = None,
+    alert_task: StoredTask | None = None,
 ) -> WriteBackPlan:
-    """What to write for one assessed survey, given the episode its assessment belongs to and
-    what the practice writes for an open rupture (`alerts.write`)."""
+    """What to write for one assessed survey, given the episode its assessment belongs to,
+    what the practice writes for an open rupture (`alerts.write`; a Task is owned by
+    `task_owner`, alerts.escalate_to) and the episode's alert Task if one is stored."""
     scores = (WriteScores(),) if survey.answered else ()
     transition = _transition(survey, episode)
     if transition is None:
         return WriteBackPlan(scores, episode)
     text = survey.flag_text or DEFAULT_FLAG_TEXT
     after = episode.resolved(survey.survey_id, now) if transition == "resolve" else episode
-    return WriteBackPlan(scores + _alert_effects(transition, episode, text, now, write), after)
+    effects = _alert_effects(transition, episode, text, now, write, task_owner, alert_task)
+    return WriteBackPlan(scores + effects, after)
 
 
 def _transition(survey: AssessedSurvey, episode: RuptureEpisode | None) -> str | None:
@@ -166,7 +205,8 @@ def _transition(survey: AssessedSurvey, episode: RuptureEpisode | None) -> str |
 
 
 def _alert_effects(
-    transition: str, episode: RuptureEpisode, text: str, now: datetime, write: tuple[str, ...]
+    transition: str, episode: RuptureEpisode, text: str, now: datetime, write: tuple[str, ...],
+    task_owner: str | None = None, alert_task: StoredTask | None = None,
 ) -> tuple[Effect, ...]:
     """The effects that tell the clinician, per transition, for each target in `write`."""
     effects: tuple[Effect, ...] = ()
@@ -174,6 +214,8 @@ def _alert_effects(
         effects += _flag_effects(transition, episode, text, now)
     if DOCUMENT in write:
         effects += _document_effects(transition, episode, text)
+    if TASK in write:
+        effects += _task_effects(transition, episode, text, now, task_owner, alert_task)
     return effects
 
 
@@ -204,3 +246,14 @@ def _document_effects(transition: str, episode: RuptureEpisode, text: str) -> tu
         return (written,)
     return (written, SupersedeDocument(episode.id, episode.document_id,
                                        episode.document_version))
+
+
+def _task_effects(transition: str, episode: RuptureEpisode, text: str, now: datetime,
+                  owner: str | None, alert_task: StoredTask | None) -> tuple[Effect, ...]:
+    """The alert Task says what it is for once (later words go to the Flag or the document);
+    it is completed on repair."""
+    if transition != "resolve":
+        return () if alert_task else (RaiseTask(episode.id, text, owner, now),)
+    if alert_task:
+        return (CompleteTask(episode.id, alert_task.id, alert_task.version, now),)
+    return ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from service.handlers import escalation
 from service.handlers.events import process_event
 from service.handlers.polling import poll_ehr
 from service.handlers.retention import retention_job
@@ -18,4 +19,7 @@ JOB_HANDLERS: dict[str, Handler] = {
     "response.writeback": assess_and_write_back,
     "survey.missed": assess_and_write_back,
     "retention.run": retention_job,
+    "escalation.due": escalation.escalate,
+    "escalation.complete": escalation.complete,
+    "escalation.email": escalation.send_email,
 }

@@ -40,6 +40,7 @@ REPORTED = {
     "assessments": "assessments deleted",
     "episodes": "closed rupture episodes deleted",
     "alert_actions": "actions on those episodes deleted",
+    "episode_tasks": "records of the Tasks written for those episodes deleted",
     "cds_feedback": "CDS Hooks feedback deleted",
     "events": "events deleted",
     "kept_for_open_rupture": "clients whose old history was kept for an open rupture",

@@ -1,7 +1,8 @@
 """Assess a returned (or missed) survey against the client's history and write the result
 into the EHR: QuestionnaireResponse + Observation, and the alerts the practice writes for an
 open rupture (`alerts.write`): a Flag that follows the alliance, a DocumentReference with the
-trend as PDF (`alert_documents`).
+trend as PDF (`alert_documents`), a Task. An assessment that finds the rupture unresolved
+schedules its escalation (`service/handlers/escalation.py`), due from the outbox.
 
 What to write is decided by `service.domain.writeback.plan_write_back`; this handler loads what
 the plan needs, applies its effects through the practice's record writer, and maps the EHR's
@@ -19,19 +20,31 @@ import structlog
 from sqlalchemy import Connection
 
 from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
-from integrations.ehr.records import AlertDocument, AllianceRecord, AnswerItem, DocumentRef, FlagRef
+from integrations.ehr.records import (
+    AlertDocument,
+    AllianceRecord,
+    AnswerItem,
+    DocumentRef,
+    FlagRef,
+    TaskRef,
+    TaskRequest,
+)
 from service import practices
 from service.clinician import clinician_state
 from service.crypto import ClientVault
 from service.domain.episodes import RuptureEpisode, assign_episode
+from service.domain.escalation import ALERT_TASK, escalation_due
 from service.domain.instruments import Instrument
 from service.domain.ruptures import RuptureRules, SessionObservation, assess_series
 from service.domain.scoring import Scores, plain_number
 from service.domain.writeback import (
     AssessedSurvey,
+    CompleteTask,
     Effect,
     RaiseFlag,
+    RaiseTask,
     ResolveFlag,
+    StoredTask,
     SupersedeDocument,
     UpdateFlagText,
     WriteBackPlan,
@@ -41,7 +54,7 @@ from service.domain.writeback import (
 )
 from service.handlers.alert_documents import alert_documents
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
-from service.persistence.queries import assessments, episodes, responses
+from service.persistence.queries import assessments, episodes, escalations, responses
 from service.practices import Practice
 
 log = structlog.get_logger(__name__)
@@ -60,12 +73,33 @@ def assess_and_write_back(ctx: JobContext) -> None:
                                  services.clock())
         response = responses.for_survey(conn, services.vault, survey["id"])
         episode = episodes.load(conn, assessment["episode_id"])
+        alert_task = _alert_task(conn, episode)
+        escalate_at = _escalation(conn, practice, assessment["decision"], episode)
     assessed = AssessedSurvey(survey["id"], assessment["decision"], assessment["flag_text"],
                               answered=response is not None)
-    plan = plan_write_back(assessed, episode, services.clock(), practice.alerts.write)
+    plan = plan_write_back(assessed, episode, services.clock(), practice.alerts.write,
+                           practice.alerts.escalate_to, alert_task)
     record = _record(practice, instrument, survey, response, assessment)
     documents = alert_documents(services, practice, instrument, plan, record, plan.episode)
-    _write(ctx, _Target(services.writer_for(practice.ehr), record, documents), plan, episode)
+    _write(ctx, _Target(services.writer_for(practice.ehr), record, documents), plan, episode,
+           escalate_at)
+
+
+def _alert_task(conn: Connection, episode: RuptureEpisode | None) -> StoredTask | None:
+    """The episode's alert Task (alerts.write `task`), if one was written."""
+    stored = episode and escalations.task(conn, episode.id, ALERT_TASK)
+    return StoredTask(stored["task_id"], stored["task_version"]) if stored else None
+
+
+def _escalation(conn: Connection, practice: Practice, decision: str,
+                episode: RuptureEpisode | None) -> datetime | None:
+    """When an unresolved rupture is escalated (alerts.escalate_to): its first unresolved
+    assessment + alerts.escalate_after_hours; None when it is not to be escalated."""
+    if not (practice.alerts.escalates and decision == "unresolved" and episode
+            and episode.is_open):
+        return None
+    since = escalations.unresolved_since(conn, episode.id)
+    return since and escalation_due(since, practice.alerts.escalate_after_hours)
 
 
 def _assessment(conn: Connection, vault: ClientVault, survey: Mapping, practice: Practice,
@@ -110,25 +144,45 @@ class _Target(NamedTuple):
 
 
 def _write(ctx: JobContext, target: _Target, plan: WriteBackPlan,
-           before: RuptureEpisode | None) -> None:
-    episode = plan.episode
+           before: RuptureEpisode | None, escalate_at: datetime | None) -> None:
+    episode, tasks = plan.episode, []
     for effect in plan.effects:
-        written = _apply(target, effect)
-        if written is not None:
+        written = _apply(target, effect, episode)
+        if isinstance(effect, RaiseTask | CompleteTask):
+            tasks.append((effect, written))
+        elif written is not None:
             episode = effect.settle(episode, written.id, written.version_id)
     with ctx.services.engine.begin() as conn:
         ctx.complete(conn)
         if episode != before:
             episodes.save(conn, episode)
+        _store_tasks(conn, episode, tasks, ctx.services.clock())
+        if escalate_at is not None and episode.is_open:
+            ctx.enqueue(conn, "escalation.due", {"episode_id": episode.id},
+                        available_at=escalate_at, dedupe_key=f"escalate:{episode.id}")
     log.info("written back", survey_id=ctx.job.payload["survey_id"],
              effects=[type(effect).__name__ for effect in plan.effects])
 
 
-def _apply(target: _Target, effect: Effect) -> FlagRef | DocumentRef | None:
+def _store_tasks(conn: Connection, episode: RuptureEpisode,
+                 tasks: list[tuple[Effect, TaskRef]], now: datetime) -> None:
+    """Where the EHR put the episode's alert Task, and when it was completed."""
+    for effect, written in tasks:
+        if isinstance(effect, RaiseTask):
+            escalations.record_task(conn, {
+                "episode_id": episode.id, "kind": ALERT_TASK, "practice_id": episode.practice_id,
+                "task_id": written.id, "task_version": written.version_id,
+                "status": "requested", "created_at": now})
+        else:
+            escalations.completed(conn, episode.id, ALERT_TASK, written.version_id, now)
+
+
+def _apply(target: _Target, effect: Effect,
+           episode: RuptureEpisode | None) -> FlagRef | DocumentRef | TaskRef | None:
     """One effect through the record writer; the EHR's answer mapped to what the job does next."""
     where = {"resource_type": effect.resource_type, "session_id": target.record.session_id}
     try:
-        return _call(target, effect)
+        return _call(target, effect, episode)
     except EhrConflict as error:  # still changing under us after the writer's re-reads
         raise RetryLater(f"EHR {effect.resource_type} changed while we wrote it", None, {
             **where, "http_status": error.status, "operation_outcome": error.operation_outcome,
@@ -142,9 +196,16 @@ def _apply(target: _Target, effect: Effect) -> FlagRef | DocumentRef | None:
         }) from None
 
 
-def _call(target: _Target, effect: Effect) -> FlagRef | DocumentRef | None:
+def _call(target: _Target, effect: Effect,
+          episode: RuptureEpisode | None) -> FlagRef | DocumentRef | TaskRef | None:
     writer, record = target.writer, target.record
     match effect:
+        case RaiseTask(episode_id=episode_id, text=text, owner=owner, raised_at=raised_at):
+            return writer.create_task(TaskRequest(
+                ALERT_TASK, episode_id, record.patient_id, text, owner,
+                episode.flag_id if episode else None, raised_at))
+        case CompleteTask(task_id=task_id, task_version=version, completed_at=completed_at):
+            return writer.complete_task(TaskRef(task_id, version), completed_at)
         case WriteScores():
             writer.write_scores(record)
             return None

@@ -100,15 +100,25 @@ class Relay:
 
     def run(self, stop: threading.Event, interval: float,
             housekeeping: Callable[[], object] | None = None,
-            housekeeping_every: float = 60.0) -> None:
-        """Publish until `stop` is set; a broker outage only slows the loop down."""
+            housekeeping_every: float = 60.0,
+            checks: Callable[[], object] | None = None, checks_every: float = 2.0) -> None:
+        """Publish until `stop` is set; a broker outage only slows the loop down. `checks`
+        (the scheduler's: jobs that fall due on a state, not a time) run every `checks_every`
+        seconds, before the round that publishes what they queued."""
         backoff = interval
         next_housekeeping = time.monotonic() + housekeeping_every
+        next_checks = time.monotonic()
         while not stop.is_set():
             if housekeeping and time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + housekeeping_every
                 with contextlib.suppress(Exception):
                     housekeeping()
+            if checks and time.monotonic() >= next_checks:
+                next_checks = time.monotonic() + checks_every
+                try:
+                    checks()
+                except Exception as error:  # the database is down: publishing says so too
+                    log.warning("scheduler check failed", error=type(error).__name__)
             try:
                 published = self.publish_due()
                 backoff = interval

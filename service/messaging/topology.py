@@ -27,6 +27,9 @@ ROUTES = {
     "survey.expire": "alliance.delivery",
     "response.writeback": "alliance.writeback",
     "survey.missed": "alliance.writeback",
+    "escalation.due": "alliance.writeback",
+    "escalation.complete": "alliance.writeback",
+    "escalation.email": "alliance.delivery",
 }
 
 # Quorum queues count deliveries: a message handed out this many times without an ack (a job

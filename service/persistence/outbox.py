@@ -158,9 +158,13 @@ def delete_finished(conn: Connection, *, before: datetime) -> int:
         outbox.c.status.in_([DONE, DROPPED]), outbox.c.finished_at < before)).rowcount
 
 
-def delete_for(conn: Connection, *, survey_ids: list[str], event_ids: list[str]) -> int:
-    """Delete every job, in any state, about these surveys or events (erasing a client)."""
+def delete_for(conn: Connection, *, survey_ids: list[str], event_ids: list[str],
+               episode_ids: list[str] = ()) -> int:
+    """Delete every job, in any state, about these surveys, events or rupture episodes
+    (erasing a client)."""
     about = []
+    if episode_ids:
+        about.append(outbox.c.payload["episode_id"].as_string().in_(list(episode_ids)))
     if survey_ids:
         about.append(outbox.c.payload["survey_id"].as_string().in_(survey_ids))
     if event_ids:

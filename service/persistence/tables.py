@@ -339,3 +339,23 @@ audit_log = Table(
     Index("ix_audit_log_practice_at", "practice_id", "at"),
     Index("ix_audit_log_patient", "practice_id", "patient_id"),
 )
+
+# --- Tasks written for rupture episodes (CONTRACT §9.1, §9.2) ---------------------------------
+
+# The Tasks the service wrote for an episode, by kind: `alert` (alerts.write `task`, completed
+# on repair) and `escalation` (to alerts.escalate_to, completed on acknowledgment or repair).
+# Ids of the EHR only; erased, exported and kept with the episode.
+episode_tasks = Table(
+    "episode_tasks", metadata,
+    Column("episode_id", String(36), primary_key=True),
+    Column("kind", String(16), primary_key=True),            # alert | escalation
+    Column("practice_id", String(64), nullable=False),
+    Column("task_id", String(200), nullable=False),          # the Task's id in the EHR
+    Column("task_version", String(64)),
+    Column("status", String(16), nullable=False),            # requested | completed
+    _when("unresolved_since"),                               # escalation: acks count from here
+    _when("created_at", False),
+    _when("completed_at"),
+    _when("emailed_at"),                                     # the supervisor's e-mail was sent
+    Index("ix_episode_tasks_status", "status", "kind"),
+)

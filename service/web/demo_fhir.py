@@ -364,6 +364,9 @@ def summarize(resource: dict) -> str:
                     resource.get("relatesTo") or [] if link.get("code") == "replaces"]
         said = f"{resource.get('status')}: {resource.get('description', '')}"
         return f"{said} (replaces {', '.join(replaces)})" if replaces else said
+    if kind == "Task":
+        owner = (resource.get("owner") or {}).get("reference") or "no owner"
+        return f"{resource.get('status')}: {(resource.get('code') or {}).get('text', '')} ({owner})"
     if kind == "QuestionnaireResponse":
         answers = len(resource.get("item") or [])
         return f"{resource.get('status')}, {answers} answers to {resource.get('questionnaire')}"
@@ -392,7 +395,7 @@ def _capability_statement() -> dict:
                         "searchParam": [{"name": "identifier", "type": "token"}],
                     }
                     for kind in ("QuestionnaireResponse", "Observation", "Flag",
-                                 "DocumentReference")
+                                 "DocumentReference", "Task")
                 ],
             }
         ],
@@ -421,8 +424,9 @@ td.links { white-space: nowrap; }
 writes back to a practice's EHR over FHIR R4: a QuestionnaireResponse with the answers, an
 Observation with the scores, and for a rupture what the practice's <code>alerts.write</code>
 lists: a Flag (set inactive when it is repaired) and a DocumentReference holding a one-page PDF
-of the trend (replaced by a new one when it is repaired; open it with the PDF link). Patients
-here are synthetic.</p>
+of the trend (replaced by a new one when it is repaired; open it with the PDF link); and a Task
+to the supervisor when an unresolved rupture is not acknowledged in time (completed on
+acknowledgment or repair). Patients here are synthetic.</p>
 {% if rows %}
 <table>
 <thead><tr><th scope="col">Type</th><th scope="col">Id</th><th scope="col">Version</th>

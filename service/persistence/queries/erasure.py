@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, select
 from service.crypto import ClientVault
 from service.persistence import outbox
 from service.persistence.queries import clients as stored_clients
+from service.persistence.queries import escalations
 from service.persistence.queries.responses import opened
 from service.persistence.tables import (
     alert_actions,
@@ -50,13 +51,15 @@ def erase_client(conn: Connection, practice_id: str, patient_id: str,
     episode_ids, _sessions = card_keys(conn, practice_id, patient_id)
     event_ids = list(conn.execute(select(webhook_events.c.id).where(
         *_client(webhook_events, practice_id, patient_id))).scalars())
-    counts = {"jobs": outbox.delete_for(conn, survey_ids=survey_ids, event_ids=event_ids)}
+    counts = {"jobs": outbox.delete_for(conn, survey_ids=survey_ids, event_ids=event_ids,
+                                        episode_ids=episode_ids)}
     counts["assessments"] = _delete(conn, assessments, assessments.c.survey_id.in_(survey_ids))
     counts["responses"] = _delete(conn, responses, responses.c.survey_id.in_(survey_ids))
     counts["surveys"] = _delete(conn, surveys, surveys.c.id.in_(survey_ids))
     counts["alert_actions"] = _delete(conn, alert_actions,
                                       alert_actions.c.practice_id == practice_id,
                                       alert_actions.c.episode_id.in_(episode_ids))
+    counts["episode_tasks"] = escalations.delete_for_episodes(conn, practice_id, episode_ids)
     counts["cds_feedback"] = _delete(conn, cds_feedback, cds_feedback.c.practice_id == practice_id,
                                      cds_feedback.c.card_uuid.in_(card_uuids))
     counts["clinician_states"] = _delete(conn, clinician_states,
@@ -100,6 +103,7 @@ def export_client(conn: Connection, vault: ClientVault, practice_id: str, patien
         select(alert_actions).where(alert_actions.c.practice_id == practice_id,
                                     alert_actions.c.episode_id.in_([e["id"] for e in episodes]))
         .order_by(alert_actions.c.at)).mappings()]
+    tasks = escalations.for_episodes(conn, practice_id, [e["id"] for e in episodes])
     feedback = [_opened_text(vault, row, "comment") for row in conn.execute(
         select(cds_feedback).where(cds_feedback.c.practice_id == practice_id,
                                    cds_feedback.c.card_uuid.in_(card_uuids))
@@ -109,7 +113,8 @@ def export_client(conn: Connection, vault: ClientVault, practice_id: str, patien
     client = {k: v for k, v in (client or {}).items() if k != "phone_hash"} or None
     return {"practice_id": practice_id, "patient_id": patient_id, "client": client,
             "surveys": found_surveys, "rupture_episodes": episodes, "alert_actions": actions,
-            "cds_feedback": feedback, "clinician_state": dict(state) if state else None}
+            "episode_tasks": tasks, "cds_feedback": feedback,
+            "clinician_state": dict(state) if state else None}
 
 
 def _opened_text(vault: ClientVault, row, column: str) -> dict:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, delete, exists, func, or_, select
 
+from service.persistence.queries import escalations
 from service.persistence.tables import (
     alert_actions,
     assessments,
@@ -49,6 +50,7 @@ def delete_old_history(conn: Connection, practice_id: str,
         rupture_episodes.c.closed_at < before,
         ~exists().where(assessments.c.episode_id == rupture_episodes.c.id))).scalars())
     counts["alert_actions"] = _delete(conn, alert_actions, alert_actions.c.episode_id.in_(closed))
+    counts["episode_tasks"] = escalations.delete_for_episodes(conn, practice_id, closed)
     counts["episodes"] = _delete(conn, rupture_episodes, rupture_episodes.c.id.in_(closed))
     return counts, {patient for _survey, patient in doomed_rows}
 
