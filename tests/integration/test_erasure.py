@@ -95,6 +95,7 @@ def test_erase_deletes_every_row_about_the_client_and_only_theirs(
     assert {table: int(text.split()[0]) for table, text in counts.items()} == {
         # event.process, survey.send, .remind, .expire, response.writeback; two keys per session
         "jobs": 5, "assessments": 1, "responses": 1, "surveys": 1, "alert_actions": 1,
+        "episode_tasks": 0,
         "cds_feedback": 1, "clinician_states": 1, "rupture_episodes": 1,
         "session_keys": 2, "webhook_events": 1, "smart_sessions": 1, "clients": 1}
     [flag] = fake_ehr.resources("Flag")

@@ -340,3 +340,21 @@ def open_episode(services) -> str:
 
     [episode] = rows(services, rupture_episodes, rupture_episodes.c.status == "open")
     return episode["id"]
+
+
+def test_export_and_erasure_cover_the_tasks_and_the_escalation_jobs(setup, session, services,
+                                                                   run_due, clock):
+    from service.handlers.privacy import erase_client, export_client
+
+    setup(escalate_email=None)
+    make_unresolved(session)
+    clock.advance(hours=1)
+    run_due()
+    exported = export_client(services, "northside", PATIENT, "cli:test")
+    [task] = exported["episode_tasks"]
+    assert task["kind"] == "escalation" and task["status"] == "requested"
+
+    counts, _flags = erase_client(services, "northside", PATIENT, "cli:test")
+    assert counts["episode_tasks"] == 1
+    assert rows(services, episode_tasks) == []
+    assert rows(services, outbox, outbox.c.kind.like("escalation.%")) == []
