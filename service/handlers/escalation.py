@@ -165,9 +165,10 @@ def schedule_completions(ports: Ports) -> int:
     repaired (the relay calls this every COMPLETION_CHECK_SECONDS); how many were queued."""
     now = ports.clock()
     with ports.engine.begin() as conn:
-        return sum(1 for episode_id in escalations.escalations_to_complete(conn)
+        return sum(1 for episode_id, practice_id in escalations.escalations_to_complete(conn)
                    if outbox.enqueue(conn, "escalation.complete", {"episode_id": episode_id},
-                                     now=now, dedupe_key=f"complete-escalation:{episode_id}"))
+                                     now=now, practice_id=practice_id,
+                                     dedupe_key=f"complete-escalation:{episode_id}"))
 
 
 def _action(conn, episode: RuptureEpisode, action: str, now: datetime) -> None:

@@ -358,3 +358,33 @@ def test_export_and_erasure_cover_the_tasks_and_the_escalation_jobs(setup, sessi
     assert counts["episode_tasks"] == 1
     assert rows(services, episode_tasks) == []
     assert rows(services, outbox, outbox.c.kind.like("escalation.%")) == []
+
+
+def test_an_email_whose_commit_was_lost_is_sent_again_with_the_same_message_id(
+        setup, session, services, run_due, clock, smtp):
+    setup()
+    make_unresolved(session)
+    clock.advance(hours=1)
+    run_due()
+    # The worker died between the SMTP server's "250" and the commit: the job runs again.
+    with services.engine.begin() as conn:
+        conn.execute(episode_tasks.update().values(emailed_at=None))
+        email_job = conn.execute(select(outbox).where(
+            outbox.c.kind == "escalation.email")).mappings().one()
+        conn.execute(outbox.insert().values({**email_job, "id": str(uuid.uuid4()),
+                                             "dedupe_key": None, "status": "pending"}))
+    assert run_due() == [("escalation.email", "done")]
+    first, second = (email.message_from_bytes(e.content) for e in smtp[1].envelopes)
+    assert first["Message-ID"] == second["Message-ID"]
+
+
+def test_an_email_the_server_refuses_is_dead_lettered_and_the_task_stands(
+        setup, session, services, ehr_store, run_due, clock):
+    setup(escalate_email="gone@northside.example")  # the test server: 550 5.1.1
+    make_unresolved(session)
+    clock.advance(hours=1)
+    outcomes = run_due()
+    assert ("escalation.due", "done") in outcomes and ("escalation.email", "dead") in outcomes
+    assert len(escalation_tasks(ehr_store)) == 1 and len(actions(services, "escalate")) == 1
+    [dead] = rows(services, outbox, outbox.c.status == "dead")
+    assert dead["last_error"]["reason"] == "the escalation e-mail was refused: invalid-address"

@@ -213,3 +213,24 @@ def test_the_writer_over_http_against_the_demo_store(served_gateway, client):
     assert len(served_gateway.search("Flag", {})) == 1
     with pytest.raises(EhrConflict):
         served_gateway.update(stored_flag, if_match="1")
+
+
+def test_the_demo_store_takes_the_escalation_task_and_lists_it(served_gateway, client):
+    from fhir.resources.R4B.task import Task
+
+    from integrations.ehr.records import TaskRequest
+
+    writer = AllianceRecordWriter(served_gateway)
+    when = datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc)
+    request = TaskRequest("escalation", "ep-1", "pat-17", "Unresolved alliance rupture",
+                          "Practitioner/demo-supervisor", "flag-1", when)
+    task = writer.create_task(request)
+    assert writer.create_task(request) == task, "a retry finds the same Task"
+    done = writer.complete_task(task, when + timedelta(hours=1))
+
+    stored = served_gateway.read("Task", task.id)
+    Task.model_validate(stored)
+    assert (stored["status"], done.version_id) == ("completed", "2")
+    page = client.get("/demo/fhir/").get_data(as_text=True)
+    assert ("completed: Review therapeutic alliance rupture (Practitioner/demo-supervisor)"
+            in page)

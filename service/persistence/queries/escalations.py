@@ -53,19 +53,20 @@ def mark_emailed(conn: Connection, episode_id: str, now: datetime) -> None:
         .values(emailed_at=now))
 
 
-def escalations_to_complete(conn: Connection, limit: int = 100) -> list[str]:
-    """Episode ids whose escalation Task is still requested although the episode closed or
-    was acknowledged since it became unresolved (one indexed query: the scheduler's check)."""
+def escalations_to_complete(conn: Connection, limit: int = 100) -> list[tuple[str, str]]:
+    """(episode id, practice id) of the episodes whose escalation Task is still requested
+    although the episode closed or was acknowledged since it became unresolved (one indexed
+    query: the scheduler's check)."""
     acknowledged = exists().where(
         alert_actions.c.episode_id == episode_tasks.c.episode_id,
         alert_actions.c.action == "acknowledge",
         alert_actions.c.at >= episode_tasks.c.unresolved_since)
-    query = (select(episode_tasks.c.episode_id)
+    query = (select(episode_tasks.c.episode_id, episode_tasks.c.practice_id)
              .join(rupture_episodes, rupture_episodes.c.id == episode_tasks.c.episode_id)
              .where(episode_tasks.c.status == "requested", episode_tasks.c.kind == "escalation",
                     or_(rupture_episodes.c.status != "open", acknowledged))
              .limit(limit))
-    return list(conn.execute(query).scalars())
+    return [tuple(row) for row in conn.execute(query).all()]
 
 
 def delete_for_episodes(conn: Connection, practice_id: str, episode_ids: list[str]) -> int:
