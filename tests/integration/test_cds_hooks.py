@@ -327,3 +327,23 @@ def test_every_hook_call_is_in_the_audit_log_with_the_user_the_ehr_names(ehr, se
                   for r in rows) == [
         ("never-seen", f"Practitioner/demo via cds-client:{ehr.iss}", "cds", "cards", None),
         (PATIENT, f"Practitioner/demo via cds-client:{ehr.iss}", "cds", "cards", card["uuid"])]
+
+
+def test_feedback_acknowledging_an_escalated_rupture_completes_its_task(services, session,
+                                                                        clock, fake_ehr, run_due):
+    from service.handlers.escalation import schedule_completions
+
+    save_practice(services, alerts={"escalate_after_hours": 1, "escalate_to": "Practitioner/s1"})
+    ehr = Ehr(services)
+    for answers in (LOW, LOW, LOW, LOW):
+        session(answers)
+    clock.advance(hours=1, seconds=1)
+    assert ("escalation.due", "done") in run_due()
+    [task] = fake_ehr.resources("Task")
+    assert task["status"] == "requested" and task["owner"] == {"reference": "Practitioner/s1"}
+
+    (card,) = ehr.cards(PATIENT)
+    assert ehr.feedback(card["uuid"]).get_json() == {"stored": 1, "acknowledged": 1}
+    assert schedule_completions(services) == 1
+    assert run_due() == [("escalation.complete", "done")]
+    assert fake_ehr.resources("Task")[0]["status"] == "completed"
