@@ -12,6 +12,7 @@ from service.domain.episodes import RuptureEpisode
 from service.domain.writeback import (
     AssessedSurvey,
     RaiseFlag,
+    RaiseTask,
     ResolveFlag,
     SupersedeDocument,
     UpdateFlagText,
@@ -44,7 +45,8 @@ def survey(decision: str, flag_text: str | None = None) -> AssessedSurvey:
         (survey("rupture", RUPTURE), PENDING, ("flag", "document"),
          [RaiseFlag("ep-1", RUPTURE), WriteDocument("ep-1", 1, "open", RUPTURE, None)]),
         (survey("rupture", RUPTURE), PENDING, ("flag",), [RaiseFlag("ep-1", RUPTURE)]),
-        (survey("rupture", RUPTURE), PENDING, ("task",), []),  # the task target is not ours
+        # the task target raises a Task (tests/unit/test_escalation_rules.py has the rest)
+        (survey("rupture", RUPTURE), PENDING, ("task",), [RaiseTask("ep-1", RUPTURE, None, NOW)]),
         # the same words again (a retry, or rupture after rupture): nothing new
         (survey("rupture", RUPTURE), DOCUMENTED, ("document",), []),
         # unresolved: a new document replaces the first, which is then superseded

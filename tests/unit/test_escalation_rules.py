@@ -21,7 +21,6 @@ from service.domain.escalation import (
     escalation_due,
 )
 from service.domain.writeback import (
-    AlertPolicy,
     AssessedSurvey,
     CompleteTask,
     RaiseFlag,
@@ -75,23 +74,22 @@ def test_the_default_policy_writes_the_flag_only():
 
 
 def test_the_task_target_raises_a_task_owned_by_the_supervisor_beside_the_flag():
-    policy = AlertPolicy(("flag", "task"), "Practitioner/sup-1")
-    plan = plan_write_back(survey("unresolved"), PENDING, NOW, policy)
+    plan = plan_write_back(survey("unresolved"), PENDING, NOW, ("flag", "task"),
+                           "Practitioner/sup-1")
     assert plan.effects == (WriteScores(), RaiseFlag("ep-1", TEXT),
                             RaiseTask("ep-1", TEXT, "Practitioner/sup-1", NOW))
 
 
 def test_a_task_already_written_is_not_raised_again_and_completes_on_repair():
-    policy = AlertPolicy(("task",))
-    assert plan_write_back(survey("unresolved"), RAISED, NOW, policy, TASK).effects == (
+    assert plan_write_back(survey("unresolved"), RAISED, NOW, ("task",), None, TASK).effects == (
         WriteScores(),)
-    repaired = plan_write_back(survey("repaired"), RAISED, NOW, policy, TASK)
+    repaired = plan_write_back(survey("repaired"), RAISED, NOW, ("task",), None, TASK)
     assert repaired.effects == (WriteScores(), CompleteTask("ep-1", "task-3", "1", NOW))
     assert not repaired.episode.is_open
 
 
 def test_both_targets_resolve_on_repair():
-    plan = plan_write_back(survey("repaired"), RAISED, NOW, AlertPolicy(("flag", "task")), TASK)
+    plan = plan_write_back(survey("repaired"), RAISED, NOW, ("flag", "task"), None, TASK)
     assert plan.effects == (WriteScores(), ResolveFlag("ep-1", "flag-7", "1", NOW),
                             CompleteTask("ep-1", "task-3", "1", NOW))
 
