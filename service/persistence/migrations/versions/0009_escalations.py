@@ -2,7 +2,7 @@
 to the practice's supervisor (CONTRACT §9.1), with the EHR's id and version of each
 
 Revision ID: 0009_escalations
-Revises: 0010_alert_documents
+Revises: 0008_alert_documents
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from alembic import op
 import service.persistence.types
 
 revision = "0009_escalations"
-down_revision = "0010_alert_documents"
+down_revision = "0008_alert_documents"
 branch_labels = None
 depends_on = None
 

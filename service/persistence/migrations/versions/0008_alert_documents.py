@@ -5,7 +5,7 @@ one (the words changed, or the rupture was repaired) replaces the one before, so
 keeps the latest's id and version (for If-Match when it is superseded) and how many it has had
 (the next one's identifier is `{episode id}.{number}`).
 
-Revision ID: 0010_alert_documents
+Revision ID: 0008_alert_documents
 Revises: 0007_data_at_rest
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_alert_documents"
+revision = "0008_alert_documents"
 down_revision = "0007_data_at_rest"
 branch_labels = None
 depends_on = None
