@@ -164,9 +164,9 @@ def seed(services) -> None:
     now = datetime.now(timezone.utc)
     with services.engine.begin() as conn:
         practices.save(conn, services.box, practices.validate_document(PRACTICE), now=now)
-        store_history(conn, PATIENT, SESSIONS, now)
+        store_history(conn, services.vault, PATIENT, SESSIONS, now)
         for number in range(50):
-            store_history(conn, f"pat-other-{number}", 20, now)
+            store_history(conn, services.vault, f"pat-other-{number}", 20, now)
         from service.persistence.queries.smart_sessions import digest
 
         conn.execute(smart_sessions.insert().values(
@@ -175,8 +175,9 @@ def seed(services) -> None:
             expires_at=now + timedelta(hours=8)))
 
 
-def store_history(conn, patient: str, count: int, now: datetime) -> None:
-    """Rows as the write-back stores them, decisions from the real rupture engine."""
+def store_history(conn, vault, patient: str, count: int, now: datetime) -> None:
+    """Rows as the write-back stores them (answers sealed with the client-data key),
+    decisions from the real rupture engine."""
     from service.domain import instrument_catalogue
     from service.domain.ruptures import SessionObservation, assess_series
     from service.domain.scoring import score
@@ -200,7 +201,8 @@ def store_history(conn, patient: str, count: int, now: datetime) -> None:
         if answer:
             scores = score(instrument, answer)
             conn.execute(responses.insert().values(
-                id=str(uuid.uuid4()), survey_id=survey_id, answers=answer, total=scores.total,
+                id=str(uuid.uuid4()), survey_id=survey_id, sealed_answers=vault.seal(answer),
+                total=scores.total,
                 subscales=scores.subscales, pomp=scores.pomp, submitted_at=when))
         episode = track(conn, episode, patient, survey_id, decision.decision, when)
         conn.execute(assessments.insert().values(
