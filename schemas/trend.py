@@ -42,12 +42,38 @@ class TrendSession(Schema):
     reasons = fields.List(fields.String(), required=True)
 
 
+class AlertAction(Schema):
+    action = fields.String(required=True, metadata={
+        "description": "acknowledge | snooze | escalate | complete-escalation"})
+    actor = fields.String(required=True, metadata={
+        "description": "the EHR user's fhirUser; `smart-launch:{iss}` when the launch named "
+                       "none; `cds-client:{iss}` (CDS Hooks feedback); `service`"})
+    source = fields.String(required=True, metadata={
+        "description": "smart-view | cds-feedback | escalation"})
+    at = fields.String(required=True, metadata={"format": "date-time"})
+    note = fields.String(required=True, allow_none=True,
+                         metadata={"description": "the clinician's note, if any"})
+    until = fields.String(required=True, allow_none=True,
+                          metadata={"format": "date-time", "description": "a snooze's end"})
+
+
 class OpenRupture(Schema):
     since = fields.String(required=True, allow_none=True)
     session_id = fields.String(required=True)
     decision = fields.String(required=True, metadata={"enum": ["rupture", "unresolved"]})
     reasons = fields.List(fields.String(), required=True)
     latest = fields.String(required=True, allow_none=True)
+    episode_id = fields.String(required=True, metadata={
+        "description": "the rupture episode the actions are about (docs/alerts.md)"})
+    acknowledged = fields.Nested(AlertAction, required=True, allow_none=True, metadata={
+        "description": "the first acknowledgment of the current stage (rupture, then "
+                       "unresolved), from the view or CDS Hooks feedback"})
+    snoozed_until = fields.String(required=True, allow_none=True, metadata={
+        "format": "date-time", "description": "the EHR gets no card for it until then"})
+    snoozes_left = fields.Integer(required=True)
+    max_snooze_days = fields.Integer(required=True)
+    actions = fields.List(fields.Nested(AlertAction), required=True,
+                          metadata={"description": "every action on the episode, oldest first"})
 
 
 class TrendView(Schema):

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import uuid
 from collections.abc import Sequence
 
@@ -26,6 +27,7 @@ CLIENT_DATA = b"client-data"  # clients' phone numbers, e-mail addresses, answer
 PHONE_LOOKUP = b"client-phone-lookup"  # the keyed hash that finds a client by phone number
 LINK_SIGNING = b"survey-link-signing"
 FORM_SIGNING = b"survey-form-signing"
+ACTION_FORM_SIGNING = b"smart-action-form-signing"  # the SMART view's alert action forms
 
 
 class KeyRing:
@@ -163,7 +165,8 @@ class LinkSigner:
 
 
 class FormSigner:
-    """The hidden CSRF token of a survey page's forms: an HMAC of the survey id and purpose."""
+    """Hidden CSRF tokens: a survey page's forms (an HMAC of the survey id and purpose), and the
+    SMART view's single-use alert action forms (under their own derived key)."""
 
     def __init__(self, keys: KeyRing):
         self._keys = keys
@@ -176,3 +179,34 @@ class FormSigner:
         """Constant-time check of a posted token against every configured key."""
         signer = _signer(self._keys, FORM_SIGNING, f"survey-form:{purpose}")
         return bool(given) and signer.verify_signature(survey_id, given)
+
+    def action_token(self, session_key: str, episode_id: str, action: str) -> str:
+        """A single-use token for one alert action form of the SMART view: a random nonce,
+        signed together with the SMART session (its stored key), the episode and the action.
+        The nonce becomes the stored action's dedupe key, so a form works once."""
+        nonce = secrets.token_urlsafe(18)
+        signature = self._action_signer(action).get_signature(
+            _action_message(session_key, episode_id, nonce)).decode()
+        return f"{nonce}.{signature}"
+
+    def action_nonce(self, session_key: str, episode_id: str, action: str,
+                     given: str | None) -> str | None:
+        """The nonce of a posted action token, if it was made for this session, episode and
+        action (constant-time, every configured key); else None."""
+        nonce, _, signature = (given or "").partition(".")
+        if not nonce or not signature or len(given) > 200:
+            return None
+        try:
+            valid = self._action_signer(action).verify_signature(
+                _action_message(session_key, episode_id, nonce), signature.encode())
+        except UnicodeEncodeError:
+            return None
+        return nonce if valid else None
+
+    def _action_signer(self, action: str) -> Signer:
+        return _signer(self._keys, ACTION_FORM_SIGNING, f"smart-action:{action}")
+
+
+def _action_message(session_key: str, episode_id: str, nonce: str) -> bytes:
+    # NUL-separated: none of the three holds one (a hash, a UUID, base64url).
+    return "\x00".join((session_key, episode_id, nonce)).encode()

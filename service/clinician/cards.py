@@ -5,6 +5,8 @@
   the app. Once acknowledged (for its current stage) the card stays, as `info`, and says who
   acknowledged it and when: the rupture is still open, but nobody needs to be interrupted again.
   When an acknowledged rupture turns `unresolved`, that is news: the card is `critical` again.
+- A rupture snoozed from the SMART view (alert_actions.py): no card until the snooze ends; a
+  snooze, like an acknowledgment, covers its stage only.
 - Otherwise, with `info_cards`: one `info` card with the last total, its date and the direction.
 - Nothing known, or nothing returned: no card.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from service.clinician.alert_actions import actor_words
 from service.domain.scoring import plain_number
 
 SOURCE = {"label": "alliance-feedback"}
@@ -37,6 +40,7 @@ class CardSettings:
     timezone: str
     smart_launch_url: str | None = None
     total_max: float | None = None
+    now: datetime | None = None  # a snooze ending later hides the rupture card
 
 
 def rupture_card_uuid(practice_id: str, episode_id: str, stage: str) -> str:
@@ -53,7 +57,7 @@ def build_cards(state: Mapping | None, settings: CardSettings) -> list[dict]:
     if state is None:
         return []
     if state["episode_id"] and state["stage"] in ("rupture", "unresolved"):
-        return [_rupture_card(state, settings)]
+        return [] if _snoozed(state, settings) else [_rupture_card(state, settings)]
     if settings.info_cards and state["returned_count"] and state["last_total"] is not None:
         return [_info_card(state, settings)]
     return []
@@ -88,6 +92,11 @@ def _rupture_card(state: Mapping, settings: CardSettings) -> dict:
     card["detail"] = "\n".join(detail)
     _add_trend_link(card, settings)
     return card
+
+
+def _snoozed(state: Mapping, settings: CardSettings) -> bool:
+    until = state.get("snoozed_until")
+    return until is not None and settings.now is not None and until > settings.now
 
 
 def _info_card(state: Mapping, settings: CardSettings) -> dict:
@@ -143,9 +152,7 @@ def _date(when: datetime | None, settings: CardSettings) -> str:
 
 
 def _actor(actor: str) -> str:
-    if actor.startswith("cds-client:"):
-        return "a clinician in the EHR (CDS Hooks feedback)"
-    return actor
+    return actor_words(actor)
 
 
 def _escape(text: str) -> str:

@@ -112,7 +112,8 @@ class CdsHooks:
             if state and state["instrument_id"] else None
         return CardSettings(info_cards=section.get("info_cards", True),
                             timezone=practice.timezone, smart_launch_url=launch,
-                            total_max=instrument.scale_range(TOTAL)[1] if instrument else None)
+                            total_max=instrument.scale_range(TOTAL)[1] if instrument else None,
+                            now=self.services.clock())
 
     def record_feedback(self, caller: Caller, service_id: str, items: list[dict]) -> dict:
         """Store each item; an `overridden` with reason `acknowledged` on a rupture card shown

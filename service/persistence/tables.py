@@ -258,19 +258,20 @@ clinician_states = Table(
     Index("ix_clinician_states_card", "practice_id", "card_uuid"),
 )
 
-# Every action a clinician takes on an alert (acknowledge now; snooze and escalate come with the
-# SMART view's actions): who, what and when, per rupture episode. `note` is sealed (free text).
+# Every action taken on an alert: who, what and when, per rupture episode (docs/alerts.md).
+# `note` is sealed (free text); `until` is a snooze's end.
 alert_actions = Table(
     "alert_actions", metadata,
     Column("id", String(36), primary_key=True),
     Column("practice_id", String(64), nullable=False),
     Column("episode_id", String(36), nullable=False),
-    Column("action", String(32), nullable=False),            # acknowledge | …
+    Column("action", String(32), nullable=False),            # acknowledge | snooze | …
     Column("actor", String(500), nullable=False),            # "Practitioner/…", "cds-client:{iss}"
     Column("source", String(32), nullable=False),            # cds-feedback | smart-view | …
     Column("note", Text),                                    # sealed with the client-data key
     _when("at", False),
     Column("dedupe_key", String(100), unique=True),          # a repeated delivery adds nothing
+    _when("until"),                                          # a snooze: hidden until then
     Index("ix_alert_actions_episode", "episode_id", "action", "at"),
 )
 
@@ -333,7 +334,7 @@ audit_log = Table(
     # "cds-client:{iss}", "cli:{operating-system user}".
     Column("actor", String(500), nullable=False),
     Column("channel", String(32), nullable=False),           # smart | alerts-api | cds | cli
-    Column("action", String(32), nullable=False),            # read | export | erase
+    Column("action", String(32), nullable=False),            # read | export | erase | write
     Column("what", String(100), nullable=False),             # e.g. "trend view", "alert"
     Column("ref", String(200)),                              # the id read (an episode, …)
     Index("ix_audit_log_practice_at", "practice_id", "at"),

@@ -214,10 +214,15 @@ def _alerts(spec: APISpec) -> None:
 
 
 def _smart_trend(spec: APISpec) -> None:
-    # The launch, the callback and the HTML view are pages in the EHR's frame, not API.
+    # The launch, the callback, the HTML view and its acknowledge / snooze forms (single-use
+    # tokens, answered with a redirect or an HTML page) are pages in the EHR's frame, not API.
     spec.path("/smart/{practice_id}/view.json", parameters=[PRACTICE], operations={"get": {
-        "summary": "The SMART launch patient's alliance trend (CONTRACT §8.2)",
-        "description": "Needs the session cookie of a SMART launch; takes no query parameter.",
+        "summary": "The SMART launch patient's alliance trend (CONTRACT §8.2), and what was "
+                   "done about its open rupture (§9.1)",
+        "description": "Needs the session cookie of a SMART launch; takes no query parameter "
+                       "(`done` only names the view's status message). The open rupture "
+                       "carries its actions: acknowledgments (from the view or CDS Hooks "
+                       "feedback), snoozes and escalations, with the notes opened.",
         "responses": {"200": _json("TrendView", "the trend of the launch patient"),
                       **_problems(("400", "a query parameter (the patient is the launch's)"),
                                   ("401", "no SMART session for this practice"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
 
 import structlog
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
@@ -18,6 +20,13 @@ from flask import Blueprint, current_app, g, jsonify, redirect, render_template,
 from integrations.ehr.smart_launch import SmartLaunchClient, SmartLaunchError
 from integrations.settings import PUBLIC_ONLY
 from service import practices
+from service.clinician.alert_actions import (
+    ACKNOWLEDGE,
+    NOTE_MAX,
+    SNOOZE,
+    ActionRefused,
+    moment_words,
+)
 from service.clinician.chart import MAX_POINTS, build_charts
 from service.clinician.table import table_rows
 from service.clinician.trend import build_trend, latest_instrument
@@ -25,6 +34,7 @@ from service.domain.ruptures import RuptureRules
 from service.persistence.queries import audit, smart_sessions
 from service.persistence.queries import trend as trend_queries
 from service.persistence.queries.smart_sessions import PendingLaunch, SmartSession, digest
+from service.web import smart_actions
 
 bp = Blueprint("smart", __name__, url_prefix="/smart")
 log = structlog.get_logger(__name__)
@@ -33,7 +43,8 @@ BROWSER_COOKIE = "alliance_smart_browser"  # binds a launch's state to the brows
 SESSION_COOKIE = "alliance_smart_session"
 LAUNCH_LIFETIME = timedelta(minutes=10)
 SESSION_LIFETIME = timedelta(hours=8)
-VIEW_PARAMETERS: frozenset[str] = frozenset()  # the view takes none: the patient is the launch's
+# The patient is the launch's, never a parameter; `done` names the action just taken (PRG).
+VIEW_PARAMETERS: frozenset[str] = frozenset({"done"})
 PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                 "X-Content-Type-Options": "nosniff"}
 
@@ -98,17 +109,49 @@ def callback(practice_id: str):
 
 @bp.get("/<practice_id>/view")
 def view(practice_id: str):
-    """The launch patient's alliance trend: charts, table, open rupture (HTML, no script)."""
-    session, trend = _trend_of_session(practice_id, "trend view", bands_for_last=MAX_POINTS)
-    return render_template("smart_view.html", trend=trend, session=session,
+    """The launch patient's alliance trend: charts, table, open rupture and what was done
+    about it, with the forms to act on it (HTML, no script)."""
+    session, trend, alert = _trend_of_session(practice_id, "trend view",
+                                              bands_for_last=MAX_POINTS)
+    services = _services()
+    forms = alert and trend.open_rupture and smart_actions.tokens(
+        services, _session_key(), alert.episode_id)
+    status = smart_actions.status_text(request.args.get("done"), alert, g.practice.timezone)
+    zone = ZoneInfo(g.practice.timezone)
+    return render_template("smart_view.html", trend=trend, session=session, alert=alert,
+                           forms=forms, status=status, note_max=NOTE_MAX, zone=zone,
+                           moment=partial(moment_words, zone=zone),
                            charts=build_charts(trend), rows=table_rows(trend))
 
 
 @bp.get("/<practice_id>/view.json")
 def view_json(practice_id: str):
-    """The same data as JSON."""
-    session, trend = _trend_of_session(practice_id, "trend data")
-    return jsonify({**trend.as_dict(), "fhir_user": session.fhir_user})
+    """The same data as JSON (the open rupture with its actions)."""
+    session, trend, alert = _trend_of_session(practice_id, "trend data")
+    body = {**trend.as_dict(), "fhir_user": session.fhir_user}
+    if body["open_rupture"] is not None and alert is not None:
+        body["open_rupture"].update(alert.as_dict())
+    return jsonify(body)
+
+
+@bp.post("/<practice_id>/rupture/<episode_id>/acknowledge")
+def acknowledge(practice_id: str, episode_id: str):
+    """Acknowledge the launch patient's open rupture (optional note); back to the view."""
+    return _act(practice_id, episode_id, ACKNOWLEDGE)
+
+
+@bp.post("/<practice_id>/rupture/<episode_id>/snooze")
+def snooze(practice_id: str, episode_id: str):
+    """Snooze the launch patient's open rupture for `days`; back to the view."""
+    return _act(practice_id, episode_id, SNOOZE)
+
+
+def _act(practice_id: str, episode_id: str, action: str):
+    session = _session(practice_id)
+    done = smart_actions.perform(_services(), g.practice, session, _session_key(), episode_id,
+                                 action, request.form)
+    # POST-redirect-GET: a reload shows the view, never sends the form again.
+    return redirect(url_for(".view", practice_id=practice_id, done=done) + "#status", 303)
 
 
 @bp.after_request
@@ -126,14 +169,20 @@ def _refused(refusal: Refusal):
     return _refusal_response(refusal.status, refusal.title, refusal.detail)
 
 
-def _refusal_response(status: int, title: str, detail: str):
+@bp.errorhandler(ActionRefused)
+def _action_refused(refusal: ActionRefused):
+    back = url_for(".view", practice_id=request.view_args["practice_id"])
+    return _refusal_response(refusal.status, refusal.title, refusal.detail, back=back)
+
+
+def _refusal_response(status: int, title: str, detail: str, back: str | None = None):
     # For operators: the route and what was refused (titles and details carry no patient data).
     log.info("smart request refused", status=status, reason=title)
     if request.path.endswith(".json"):
         from service.web.problems import Problem
 
         return Problem(status, title, detail).response()
-    return render_template("smart_message.html", title=title, detail=detail), status
+    return render_template("smart_message.html", title=title, detail=detail, back=back), status
 
 
 @bp.errorhandler(SmartLaunchError)
@@ -151,6 +200,8 @@ def _trend_of_session(practice_id: str, what: str, bands_for_last: int | None = 
     with services.engine.begin() as conn:  # the read and its audit row, together
         rows = trend_queries.client_surveys(conn, practice_id, session.patient_id)
         episode = trend_queries.open_episode(conn, practice_id, session.patient_id)
+        alert = episode and smart_actions.load(conn, services, practice, session.patient_id,
+                                               episode.id)
         audit.record(conn, [audit.Access(practice_id, session.patient_id, _reader(session),
                                          audit.SMART, audit.READ, what)], services.clock())
     instruments = services.instruments()
@@ -160,7 +211,12 @@ def _trend_of_session(practice_id: str, what: str, bands_for_last: int | None = 
                       "service no longer has; nothing can be drawn.")
     rules = RuptureRules.from_overrides(practice.rupture_rules)
     return session, build_trend(session.patient_id, rows, instrument, rules, practice.timezone,
-                                episode, bands_for_last)
+                                episode, bands_for_last), alert or None
+
+
+def _session_key() -> str:
+    """The stored key of this browser's SMART session (what the action forms are bound to)."""
+    return digest(request.cookies.get(SESSION_COOKIE, ""))
 
 
 def _reader(session: SmartSession) -> str:

@@ -17,7 +17,7 @@ from service.persistence.tables import audit_log
 
 LIST_COLUMNS = ("at", "practice_id", "patient_id", "actor", "channel", "action", "what", "ref")
 SMART, ALERTS_API, CDS, CLI = "smart", "alerts-api", "cds", "cli"
-READ, EXPORT, ERASE = "read", "export", "erase"
+READ, EXPORT, ERASE, WRITE = "read", "export", "erase", "write"  # WRITE: a clinician's action
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Access:
     patient_id: str | None
     actor: str  # "Practitioner/123", "api-key:{key id}", "cds-client:{iss}", "cli:{user}"
     channel: str  # SMART | ALERTS_API | CDS | CLI
-    action: str  # READ | EXPORT | ERASE
+    action: str  # READ | EXPORT | ERASE | WRITE
     what: str  # what was read, in two or three words: "trend view", "alert"
     ref: str | None = None  # the id of what was read (an episode, a card), if one
 

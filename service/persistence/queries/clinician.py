@@ -1,5 +1,5 @@
 """SQL for what clinicians see in their EHR: the per-client clinician state behind the CDS
-cards, alert actions (acknowledgments), CDS Hooks feedback and the JWT ids seen."""
+cards, alert actions (acknowledgments, snoozes), CDS Hooks feedback and the JWT ids seen."""
 
 from __future__ import annotations
 
@@ -69,9 +69,18 @@ def clients_with_assessments(conn: Connection, practice_id: str | None = None) -
 
 
 _acknowledgment = alert_actions.alias("acknowledgment")
+_snooze = alert_actions.alias("snooze")
+# The end of the latest snooze made in the current stage (a snooze covers its stage only).
+_SNOOZED_UNTIL = (
+    select(func.max(_snooze.c.until))
+    .where(_snooze.c.practice_id == clinician_states.c.practice_id,
+           _snooze.c.episode_id == clinician_states.c.episode_id,
+           _snooze.c.action == "snooze", _snooze.c.at >= clinician_states.c.stage_since)
+    .correlate(clinician_states).scalar_subquery()
+)
 _CARD_STATE = (
     select(clinician_states, _acknowledgment.c.actor.label("acknowledged_by"),
-           _acknowledgment.c.at.label("acknowledged_at"))
+           _acknowledgment.c.at.label("acknowledged_at"), _SNOOZED_UNTIL.label("snoozed_until"))
     .outerjoin(_acknowledgment, and_(
         _acknowledgment.c.practice_id == clinician_states.c.practice_id,
         _acknowledgment.c.episode_id == clinician_states.c.episode_id,
@@ -85,8 +94,9 @@ _CARD_STATE = (
 
 
 def card_state(conn: Connection, practice_id: str, patient_id: str) -> dict | None:
-    """One query on the request path: the client's state and its first acknowledgment made
-    since the current stage of the open rupture began (none: acknowledged_at is None)."""
+    """One query on the request path: the client's state, its first acknowledgment made since
+    the current stage of the open rupture began (none: acknowledged_at is None), and the end
+    of the latest snooze of that stage (none: snoozed_until is None)."""
     row = conn.execute(_CARD_STATE, {"practice_id": practice_id, "patient_id": patient_id})
     found = row.mappings().first()
     return dict(found) if found else None
