@@ -80,7 +80,7 @@ def perform(services, practice, session, session_key: str, episode_id: str, acti
         if until == ALREADY_ACKNOWLEDGED:
             return ALREADY_ACKNOWLEDGED
         _store(conn, services, practice.id, session.patient_id, episode_id, action, actor,
-               note, until, nonce)
+               note, until, nonce, state.now)
     log.info("alert action stored", practice_id=practice.id, action=action, source=SOURCE)
     return DONE[action]
 
@@ -122,8 +122,7 @@ def _replayed() -> ActionRefused:
 
 
 def _store(conn, services, practice_id: str, patient_id: str, episode_id: str, action: str,
-           actor: str, note: str | None, until, nonce: str) -> None:
-    now = services.clock()
+           actor: str, note: str | None, until, nonce: str, now) -> None:
     added = queries.add(conn, dict(
         id=str(uuid.uuid4()), practice_id=practice_id, episode_id=episode_id, action=action,
         actor=actor[:500], source=SOURCE, at=now, until=until, dedupe_key=_dedupe_key(nonce),

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 from browser.harness import CHROMIUM, CHROMIUM_ARGS, PHONE, LiveSite, require_file
+from browser.smart_ehr import ehr, ehr_server  # noqa: F401 (fixtures of the SMART tests)
 from werkzeug.serving import make_server
 
 from service import practices
@@ -61,8 +62,8 @@ def live(tmp_path):
     engine = make_engine(database_url)
     upgrade(engine)
     channels = {name: FakeChannel(name) for name in ("sms", "email", "log")}
-    ehr = InMemoryEhr(utc_now)
-    services = bootstrap(settings, engine=engine, ehr_for=lambda _config: ehr,
+    fhir_store = InMemoryEhr(utc_now)
+    services = bootstrap(settings, engine=engine, ehr_for=lambda _config: fhir_store,
                          channel_for=lambda name, _config: channels[name])
     with engine.begin() as conn:
         practices.save(conn, services.box, practices.validate_document(practice_document()),

@@ -30,7 +30,9 @@ from support import DEMO_SECRET
 
 # Pages for people, the static files behind them and the demo EHR are not part of the JSON API,
 # nor the SMART app's launch, callback and HTML view (pages in the EHR's frame).
-NOT_API = re.compile(r"^/(s/|static/|demo/|smart/<practice_id>/(launch|callback|view)$)")
+# Pages (HTML, forms in the EHR's frame), not API: the survey page, the SMART app and its forms.
+NOT_API = re.compile(r"^/(s/|static/|demo/|smart/<practice_id>/(launch|callback|view"
+                     r"|rupture/<episode_id>/(acknowledge|snooze))$)")
 FHIR_TOKEN = "channel-token-0123456789"
 HL7_ACK_ROUTES = {"/webhooks/{practice_id}/hl7v2"}
 HEALTHIE_PRACTICE = "northside-healthie"
