@@ -42,7 +42,7 @@ def assessed(*rows: tuple) -> list[dict]:
 
 def state(returned_rows, assessed_rows, **acknowledgment) -> dict:
     row = summarise("northside", "pat-17", returned_rows, assessed_rows, week(10))
-    row.update(acknowledged_by=None, acknowledged_at=None)
+    row.update(acknowledged_by=None, acknowledged_at=None, snoozed_until=None)
     row.update(acknowledgment)
     return row
 
@@ -173,3 +173,15 @@ def test_the_summary_only_counts_totals_of_the_same_instrument():
     rows[0]["instrument_id"] = "srs-style"
     row = state(rows, assessed((0, "none", [], None, None)))
     assert row["previous_total"] is None and row["returned_count"] == 2
+
+
+def test_a_snoozed_rupture_gives_no_card_until_the_snooze_ends():
+    row = state(returned(9), assessed((0, "rupture", [RUPTURE_REASON], "ep-1", "open")),
+                snoozed_until=week(10) + timedelta(days=2))
+    during = CardSettings(info_cards=True, timezone="America/Chicago", now=week(10))
+    after = CardSettings(info_cards=True, timezone="America/Chicago",
+                         now=week(10) + timedelta(days=2, seconds=1))
+
+    assert build_cards(row, during) == []
+    (card,) = build_cards(row, after)
+    assert card["indicator"] == "warning"

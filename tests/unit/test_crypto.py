@@ -120,3 +120,30 @@ def test_the_phone_hash_is_keyed_per_practice_and_follows_rotation():
     assert digest != ClientVault(KeyRing([OTHER])).phone_digest("northside", "+15551234567")
     assert rotated.phone_digests("northside", "+15551234567") == [
         rotated.phone_digest("northside", "+15551234567"), digest]  # newest first, then old
+
+
+def test_an_action_form_token_holds_for_its_session_episode_and_action_only():
+    forms = FormSigner(KeyRing([NEW]))
+    token = forms.action_token("session-hash", "episode-1", "acknowledge")
+    nonce = forms.action_nonce("session-hash", "episode-1", "acknowledge", token)
+
+    assert nonce and token.startswith(nonce + ".")
+    assert forms.action_token("session-hash", "episode-1", "acknowledge") != token  # fresh nonce
+    for session, episode, action in (("other-session", "episode-1", "acknowledge"),
+                                     ("session-hash", "episode-2", "acknowledge"),
+                                     ("session-hash", "episode-1", "snooze")):
+        assert forms.action_nonce(session, episode, action, token) is None
+    forged = nonce[:-1] + ("A" if nonce[-1] != "A" else "B") + token[len(nonce):]
+    for bad in (None, "", nonce, forged, token + "x", "é." + token, "x" * 300):
+        assert forms.action_nonce("session-hash", "episode-1", "acknowledge", bad) is None
+    # Not a survey form's token under another name: its own derived key.
+    survey_forms = Signer(KeyRing([NEW]).derive(b"survey-form-signing")[0],
+                          salt="smart-action:acknowledge")
+    sig = survey_forms.get_signature(f"session-hash\x00episode-1\x00{nonce}").decode()
+    assert forms.action_nonce("session-hash", "episode-1", "acknowledge", f"{nonce}.{sig}") is None
+
+
+def test_an_action_form_token_survives_a_key_rotation():
+    token = FormSigner(KeyRing([OLD])).action_token("s", "e", "snooze")
+    assert FormSigner(KeyRing([NEW, OLD])).action_nonce("s", "e", "snooze", token)
+    assert FormSigner(KeyRing([NEW])).action_nonce("s", "e", "snooze", token) is None
