@@ -6,6 +6,9 @@ nothing."""
 from __future__ import annotations
 
 import re
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from html import unescape
 
@@ -13,10 +16,11 @@ import pytest
 import requests
 from cds_support import Ehr, default_clients
 from smart_fake import CLIENT_ID, CLIENT_SECRET, FakeSmartServer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from schemas.trend import TrendView
 from service import practices
+from service.persistence.queries import alert_actions as alert_queries
 from service.persistence.queries import audit
 from service.persistence.queries.smart_sessions import digest
 from service.persistence.tables import alert_actions, audit_log, rupture_episodes
@@ -222,6 +226,45 @@ def test_the_count_is_checked_on_the_server_too(browser, ehr, services, session)
     assert [a.status_code for a in answers] == [303, 303, 409]
     assert "No snooze left for this rupture" in answers[2].get_data(as_text=True)
     assert len(stored(services)) == 2
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # the lock under test
+def test_an_action_waits_for_another_on_the_same_episode_and_sees_it(browser, ehr, services,
+                                                                     session):
+    session(LOW)
+    sign_in(browser, ehr)
+    assert post(browser, "snooze", days="1").status_code == 303  # one of two left
+    path, token = forms_of(browser)["snooze"]
+    episode = episode_of(services, "pat-17")
+    with services.engine.connect() as other_tab, ThreadPoolExecutor(1) as pool:
+        held = other_tab.begin()  # another request, storing the last snooze, not committed yet
+        assert alert_queries.episode_for_update(other_tab, "northside", episode) is not None
+        alert_queries.add(other_tab, dict(
+            id=str(uuid.uuid4()), practice_id="northside", episode_id=episode,
+            action="snooze", actor="Practitioner/dr-ana", source="smart-view",
+            at=services.clock(), until=services.clock() + timedelta(days=1),
+            dedupe_key="smart-view:other-tab"))
+        pending = pool.submit(browser.post, path, data={"token": token, "days": "2"})
+        assert waits_for_a_lock(services.engine)  # not reading the count before the other ends
+        held.commit()
+        answer = pending.result(timeout=30)
+
+    assert answer.status_code == 409
+    assert "No snooze left for this rupture" in answer.get_data(as_text=True)
+    assert len(stored(services)) == 2
+
+
+def waits_for_a_lock(engine, tries: int = 200) -> bool:
+    """Whether a session of this database comes to wait on a row lock (polled, ≤ 10 s)."""
+    for _ in range(tries):
+        with engine.connect() as conn:
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar()
+        if waiting:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_a_replayed_form_is_refused_and_changes_nothing(browser, ehr, services, session):
