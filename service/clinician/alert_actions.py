@@ -121,8 +121,10 @@ class EpisodeActions:
 
 
 def checked_note(text: str | None) -> str | None:
-    """The note to store (None when blank), or ActionRefused when it is over NOTE_MAX."""
-    note = (text or "").strip()
+    """The note to store (None when blank), or ActionRefused when it is over NOTE_MAX.
+    Line breaks count as one character, as the textarea's `maxlength` counts them (a browser
+    sends them as CRLF)."""
+    note = (text or "").replace("\r\n", "\n").strip()
     if len(note) > NOTE_MAX:
         raise ActionRefused(400, "The note is too long",
                             f"A note holds at most {NOTE_MAX} characters; this one has "

@@ -83,6 +83,8 @@ def test_the_note_is_trimmed_optional_and_capped():
     assert checked_note(None) is None and checked_note("   ") is None
     assert checked_note("  ok  ") == "ok"
     assert checked_note("n" * NOTE_MAX) == "n" * NOTE_MAX
+    typed = ("n" * 9 + "\n") * (NOTE_MAX // 10)  # what the textarea let through, sent as CRLF
+    assert checked_note(typed.replace("\n", "\r\n")) == typed.strip()
     with pytest.raises(ActionRefused, match=f"at most {NOTE_MAX} characters; this one has"):
         checked_note("n" * (NOTE_MAX + 1))
 
