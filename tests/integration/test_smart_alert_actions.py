@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 
 from schemas.trend import TrendView
 from service import practices
+from service.handlers.escalation import schedule_completions
 from service.persistence.queries import alert_actions as alert_queries
 from service.persistence.queries import audit
 from service.persistence.queries.smart_sessions import digest
@@ -438,3 +439,34 @@ def test_the_view_shows_no_forms_without_an_open_rupture(browser, ehr, services,
     assert forms_of(browser) == {}
     with services.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(alert_actions)).scalar() == 0
+
+
+def test_acknowledging_an_escalated_rupture_in_the_view_completes_its_task(
+        browser, ehr, services, session, smart_practice, fake_ehr, run_due, clock):
+    document = {**smart_practice, "alerts": {**smart_practice["alerts"],
+                                             "escalate_to": "Practitioner/sup-1",
+                                             "escalate_after_hours": 0.5}}
+    with services.engine.begin() as conn:
+        practices.save(conn, services.box, practices.validate_document(document),
+                       now=services.clock())
+    services._practices.clear()
+    for _ in range(4):
+        session(LOW)  # the fourth makes the rupture unresolved
+    clock.advance(hours=1)
+    run_due()
+    (task,) = fake_ehr.resources("Task")
+    assert task["status"] == "requested"
+    sign_in(browser, ehr)
+    assert "Escalated to the supervisor</strong> by the service" in browser.get(VIEW).get_data(
+        as_text=True)
+
+    post(browser, "acknowledge", note=NOTE)
+    assert schedule_completions(services) == 1
+    run_due()
+
+    (task,) = fake_ehr.resources("Task")
+    assert task["status"] == "completed"
+    history = browser.get(VIEW).get_data(as_text=True)
+    assert "Escalation task completed</strong> by the service" in history
+    assert [row["action"] for row in stored(services)] == [
+        "escalate", "acknowledge", "complete-escalation"]

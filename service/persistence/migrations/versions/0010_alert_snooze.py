@@ -1,7 +1,7 @@
 """alert actions from the SMART view: a snooze's end (`until`)
 
-Revision ID: 0008_alert_snooze
-Revises: 0007_data_at_rest
+Revision ID: 0010_alert_snooze
+Revises: 0009_escalations
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import service.persistence.types
 
-revision = "0008_alert_snooze"
-down_revision = "0007_data_at_rest"
+revision = "0010_alert_snooze"
+down_revision = "0009_escalations"
 branch_labels = None
 depends_on = None
 
