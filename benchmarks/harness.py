@@ -44,8 +44,11 @@ TOKEN_IN_LINK = re.compile(r"/s/([A-Za-z0-9_.\-]+)")
 
 
 def run_folder(kind: str) -> Path:
-    """Where a run keeps its logs: var/bench/{kind}-{time} (var/ is not committed)."""
-    folder = ROOT / "var" / "bench" / f"{kind}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """Where a run keeps its logs: var/bench/{kind}-{time} (var/ is not committed), or under
+    ALLIANCE_BENCH_DIR (the tests that check the benchmarks still run point it at a temp dir)."""
+    base = Path(os.environ["ALLIANCE_BENCH_DIR"]) if os.environ.get("ALLIANCE_BENCH_DIR") \
+        else ROOT / "var" / "bench"
+    folder = base / f"{kind}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
