@@ -54,11 +54,12 @@ def register(main: click.Group, services_factory) -> None:
         written into the EHR stays there; the audit log keeps its rows (ids only) and this one."""
         from service.handlers.privacy import erase_client
 
-        counts, flags = erase_client(services_factory(), practice_id, patient_id, _actor())
+        counts, kept = erase_client(services_factory(), practice_id, patient_id, _actor())
         for table, count in counts.items():
             click.echo(f"{table}: {count} deleted")
         click.echo("kept: the audit log (who read the client's data, ids only), and what was "
-                   f"written into the EHR ({len(flags)} Flag(s) there: {', '.join(flags) or '-'})")
+                   f"written into the EHR ({len(kept)} alert resource(s) there: "
+                   f"{', '.join(kept) or '-'})")
 
     @main.group()
     def audit() -> None:

@@ -28,16 +28,16 @@ def export_client(ports: Ports, practice_id: str, patient_id: str, actor: str) -
 
 def erase_client(ports: Ports, practice_id: str, patient_id: str,
                  actor: str) -> tuple[dict[str, int], list[str]]:
-    """Delete everything held on the client: (counts by table, ids of the Flags that stay in
-    the EHR). One transaction, with its audit row."""
+    """Delete everything held on the client: (counts by table, references to the alert
+    resources that stay in the EHR). One transaction, with its audit row."""
     with ports.engine.begin() as conn:
-        flags = erasure.flags_in_the_ehr(conn, practice_id, patient_id)
+        kept = erasure.alerts_in_the_ehr(conn, practice_id, patient_id)
         counts = erasure.erase_client(conn, practice_id, patient_id,
                                       _card_uuids(conn, practice_id, patient_id))
         audit.record(conn, [audit.Access(practice_id, patient_id, actor, audit.CLI,
                                          audit.ERASE, "everything held")], ports.clock())
     log.info("client erased", practice_id=practice_id, rows=sum(counts.values()))
-    return counts, flags
+    return counts, kept
 
 
 def _card_uuids(conn: Connection, practice_id: str, patient_id: str) -> list[str]:

@@ -89,6 +89,17 @@ def test_every_combination_of_targets_writes_valid_r4(write, services, channels,
     assert len(fake_ehr.resources("DocumentReference")) == (2 if "document" in write else 0)
     assert len(fake_ehr.resources("QuestionnaireResponse")) == 2
 
+    # Erasing the client names every alert resource that stays in the EHR (the latest document
+    # links the earlier one by relatesTo).
+    from service.handlers.privacy import erase_client
+
+    _counts, kept = erase_client(services, "northside", "pat-17", "cli:test")
+    current = [d for d in fake_ehr.resources("DocumentReference") if d["status"] == "current"]
+    assert sorted(kept) == sorted(
+        [f"Flag/{flag['id']}" for flag in fake_ehr.resources("Flag")]
+        + [f"DocumentReference/{document['id']}" for document in current]
+        + [f"Task/{task['id']}" for task in fake_ehr.resources("Task")])
+
 
 def test_the_rupture_is_a_pdf_document_and_the_repair_replaces_it(services, channels, fake_ehr,
                                                                   run_due, clock):

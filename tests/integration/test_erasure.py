@@ -99,7 +99,7 @@ def test_erase_deletes_every_row_about_the_client_and_only_theirs(
         "cds_feedback": 1, "clinician_states": 1, "rupture_episodes": 1,
         "session_keys": 2, "webhook_events": 1, "smart_sessions": 1, "clients": 1}
     [flag] = fake_ehr.resources("Flag")
-    assert f"1 Flag(s) there: {flag['id']}" in erased.output  # the EHR keeps what it was sent
+    assert f"1 alert resource(s) there: Flag/{flag['id']}" in erased.output  # the EHR keeps it
 
     _url, engine = database
     assert scan_database(engine, [NOTE]).found == []  # sealed, before and after

@@ -354,8 +354,10 @@ def test_export_and_erasure_cover_the_tasks_and_the_escalation_jobs(setup, sessi
     [task] = exported["episode_tasks"]
     assert task["kind"] == "escalation" and task["status"] == "requested"
 
-    counts, _flags = erase_client(services, "northside", PATIENT, "cli:test")
+    counts, kept = erase_client(services, "northside", PATIENT, "cli:test")
     assert counts["episode_tasks"] == 1
+    # What stays in the EHR is named, so the practice can act on it there.
+    assert f"Task/{task['task_id']}" in kept and any(ref.startswith("Flag/") for ref in kept)
     assert rows(services, episode_tasks) == []
     assert rows(services, outbox, outbox.c.kind.like("escalation.%")) == []
 

@@ -75,10 +75,18 @@ def erase_client(conn: Connection, practice_id: str, patient_id: str,
     return counts
 
 
-def flags_in_the_ehr(conn: Connection, practice_id: str, patient_id: str) -> list[str]:
-    """Ids of the Flags the client's rupture episodes wrote into the EHR (they stay there)."""
-    return [flag for flag in conn.execute(select(rupture_episodes.c.flag_id).where(
-        *_client(rupture_episodes, practice_id, patient_id))).scalars() if flag]
+def alerts_in_the_ehr(conn: Connection, practice_id: str, patient_id: str) -> list[str]:
+    """References to the alert resources the client's rupture episodes wrote into the EHR
+    (they stay there): each episode's Flag, its latest DocumentReference (earlier versions are
+    linked from it by relatesTo) and its Tasks."""
+    episodes = conn.execute(select(rupture_episodes.c.id, rupture_episodes.c.flag_id,
+                                   rupture_episodes.c.document_id).where(
+        *_client(rupture_episodes, practice_id, patient_id))).all()
+    found = [f"Flag/{row.flag_id}" for row in episodes if row.flag_id]
+    found += [f"DocumentReference/{row.document_id}" for row in episodes if row.document_id]
+    found += [f"Task/{task['task_id']}" for task in escalations.for_episodes(
+        conn, practice_id, [row.id for row in episodes])]
+    return found
 
 
 def export_client(conn: Connection, vault: ClientVault, practice_id: str, patient_id: str,
