@@ -126,21 +126,4 @@ def practice(services):
 @pytest.fixture
 def run_due(services):
     """Run every job that is due now, the way the relay and a worker would, without a broker."""
-    from service.handlers.registry import JOB_HANDLERS
-    from service.handlers.runner import JobRunner
-    from service.persistence import outbox
-
-    runner = JobRunner(services, JOB_HANDLERS)
-
-    def run(max_rounds: int = 50) -> list[tuple[str, str]]:
-        outcomes = []
-        for _ in range(max_rounds):
-            with services.engine.begin() as conn:
-                jobs = outbox.claim_due(conn, now=services.clock(),
-                                        redeliver_after=services.settings.redeliver_after)
-            if not jobs:
-                return outcomes
-            outcomes += [(job.kind, runner(job.id)) for job in jobs]
-        raise AssertionError("jobs kept falling due")
-
-    return run
+    return support.due_jobs_runner(services)

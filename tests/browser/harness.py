@@ -13,7 +13,7 @@ from sqlalchemy import select
 from service.bootstrap import Services
 from service.demo import session_completed, signed_event
 from service.persistence.tables import clients, responses, surveys
-from support import DEMO_SECRET, ROOT
+from support import DEMO_SECRET, ROOT, due_jobs_runner
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / "tests" / "node_modules" / "axe-core" / "axe.min.js"
@@ -61,19 +61,7 @@ class LiveSite:
 
     def run_due(self) -> None:
         """Run every due job, as the relay and a worker would."""
-        from service.handlers.registry import JOB_HANDLERS
-        from service.handlers.runner import JobRunner
-        from service.persistence import outbox
-
-        runner = JobRunner(self.services, JOB_HANDLERS)
-        while True:
-            with self.services.engine.begin() as conn:
-                jobs = outbox.claim_due(conn, now=self.services.clock(),
-                                        redeliver_after=self.services.settings.redeliver_after)
-            if not jobs:
-                return
-            for job in jobs:
-                runner(job.id)
+        due_jobs_runner(self.services)()
 
     def stored_answers(self, link: str) -> dict | None:
         survey_id = self.services.signer.survey_id(link.rsplit("/s/", 1)[1])

@@ -22,11 +22,8 @@ from integrations.ehr.errors import EhrConflict
 from integrations.ehr.fhir_client import FhirGateway
 from service import practices
 from service.bootstrap import bootstrap
-from service.handlers.registry import JOB_HANDLERS
-from service.handlers.runner import JobRunner
-from service.persistence import outbox as outbox_queries
 from service.persistence.tables import outbox, rupture_episodes
-from support import answer_one_survey, loopback_network, practice_document
+from support import answer_one_survey, due_jobs_runner, loopback_network, practice_document
 
 LOW = {"bond": 1, "goals": 2, "approach": 1, "overall": 1}
 HIGH = {"bond": 9, "goals": 9, "approach": 9, "overall": 10}
@@ -198,7 +195,7 @@ def test_a_refused_document_is_dead_lettered_naming_the_problem_and_changes_noth
                          ehr_for=lambda _config: gateway,
                          channel_for=lambda name, _config: channels[name])
     store_practice(services, ["document"])
-    run_due = jobs_runner(services)
+    run_due = due_jobs_runner(services)
 
     answer_one_survey(services, channels, run_due, LOW)
     assert [o for k, o in run_due() if k == "response.writeback"] == ["dead"]
@@ -213,20 +210,3 @@ def test_a_refused_document_is_dead_lettered_naming_the_problem_and_changes_noth
     assert (episode["document_id"], episode["document_number"], episode["flag_id"]) == (
         None, 0, None)
     assert [r["resourceType"] for r in ehr.created] == ["QuestionnaireResponse", "Observation"]
-
-
-def jobs_runner(services):
-    runner = JobRunner(services, JOB_HANDLERS)
-
-    def run() -> list[tuple[str, str]]:
-        outcomes = []
-        for _ in range(50):
-            with services.engine.begin() as conn:
-                jobs = outbox_queries.claim_due(conn, now=services.clock(),
-                                                redeliver_after=services.settings.redeliver_after)
-            if not jobs:
-                return outcomes
-            outcomes += [(job.kind, runner(job.id)) for job in jobs]
-        raise AssertionError("jobs kept falling due")
-
-    return run
