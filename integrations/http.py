@@ -8,7 +8,7 @@ Every adapter builds its session here, so each gets the same rules:
 - **Where it connects** is checked at connect time, against the address actually connected to
   (`integrations/network.py`): loopback, link-local (169.254.169.254) and private ranges are
   refused unless the practice allows private ones. Through an egress proxy (`HTTPS_PROXY`), the
-  proxy connects: the name is then resolved and checked here before the request instead.
+  proxy connects: the adapter then resolves and checks the name before sending instead.
 """
 
 from __future__ import annotations
@@ -85,6 +85,15 @@ class CheckedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _POOLS[self.network.allow_private]
 
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any):
+        """Through a proxy the proxy connects, so the name is resolved and checked here first;
+        here, not in a Session subclass, so a session another library made is covered too."""
+        if requests.utils.select_proxy(request.url, kwargs.get("proxies")) is not None:
+            parts = urlsplit(request.url)
+            default_port = 443 if parts.scheme == "https" else 80
+            checked_addresses(parts.hostname or "", parts.port or default_port, self.network)
+        return super().send(request, *args, **kwargs)
+
 
 def guard(session: requests.Session, network: NetworkSettings = PUBLIC_ONLY) -> None:
     """Make `session` check every address it connects to (also a session another library
@@ -108,15 +117,7 @@ class TimeoutSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
         kwargs["allow_redirects"] = False
-        self._check_proxied(url if isinstance(url, str) else url.decode())
         return super().request(method, url, *args, **kwargs)
-
-    def _check_proxied(self, url: str) -> None:
-        proxies = requests.utils.get_environ_proxies(url) if self.trust_env else {}
-        if requests.utils.select_proxy(url, {**proxies, **self.proxies}) is None:
-            return  # connected directly: the connection checks its own address
-        parts = urlsplit(url)
-        checked_addresses(parts.hostname or "", parts.port or 443, self.network)
 
 
 def build_session(

@@ -10,6 +10,7 @@ import json
 import socket
 
 import pytest
+import requests
 from pytest_httpserver import HTTPServer
 
 import integrations.network
@@ -23,7 +24,7 @@ from integrations.ehr.fhir_client import FhirGateway, build_gateway
 from integrations.ehr.smart_launch import SmartLaunchClient, SmartLaunchError
 from integrations.ehr.webhook_sink import WebhookRecordSink
 from integrations.healthie.client import HealthieGraphqlClient
-from integrations.http import build_session
+from integrations.http import build_session, guard
 from integrations.network import DestinationRefused
 from integrations.settings import NetworkSettings
 from service.practices import Practice, validate_document
@@ -189,6 +190,12 @@ def test_through_a_proxy_the_name_is_checked_before_the_request(monkeypatch, htt
     resolving(monkeypatch, {"metadata.example.org": ["169.254.169.254"]})
     with pytest.raises(DestinationRefused, match="link-local"):
         build_session(network=PUBLIC_ONLY).get("http://metadata.example.org/latest", timeout=1)
+    # A session another library made (authlib's, for the SMART token) is only guarded: the
+    # same check holds for it.
+    other = requests.Session()
+    guard(other, PUBLIC_ONLY)
+    with pytest.raises(DestinationRefused, match="link-local"):
+        other.get("http://metadata.example.org/latest", timeout=1, allow_redirects=False)
     assert httpserver.log == []
 
 
