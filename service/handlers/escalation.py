@@ -168,7 +168,7 @@ def schedule_completions(ports: Ports) -> int:
         return sum(1 for episode_id, practice_id in escalations.escalations_to_complete(conn)
                    if outbox.enqueue(conn, "escalation.complete", {"episode_id": episode_id},
                                      now=now, practice_id=practice_id,
-                                     dedupe_key=f"complete-escalation:{episode_id}"))
+                                     dedupe_key=escalations.completion_key(episode_id)))
 
 
 def _action(conn, episode: RuptureEpisode, action: str, now: datetime) -> None:

@@ -17,13 +17,13 @@ from smtp_support import running_server
 from sqlalchemy import select
 
 from integrations.delivery import build_channel
-from integrations.ehr.errors import EhrConflict, EhrTransientError
+from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
 from integrations.ehr.fake import InMemoryEhr
 from service import practices
 from service.bootstrap import bootstrap
 from service.cli import main
 from service.handlers.escalation import schedule_completions
-from service.persistence.queries import clinician
+from service.persistence.queries import clinician, escalations
 from service.persistence.tables import alert_actions, episode_tasks, outbox
 from support import answer_one_survey, practice_document
 
@@ -269,6 +269,26 @@ def test_acknowledgment_completes_the_task_version_aware(setup, session, service
     [stored] = rows(services, episode_tasks)
     assert (stored["status"], stored["task_version"]) == ("completed", "2")
     assert schedule_completions(services) == 0
+
+
+def test_a_completion_the_ehr_refused_stays_dead_lettered_and_is_not_picked_again(
+        setup, session, services, ehr_store, run_due, clock):
+    setup(escalate_email=None)
+    make_unresolved(session)
+    clock.advance(hours=1)
+    run_due()
+    episode_id = open_episode(services)
+    acknowledge(services, episode_id)
+    ehr_store.fail_next(5, EhrPermanentError("Task.status cannot change here", 422),
+                        operation="update", resource_type="Task")
+    assert schedule_completions(services) == 1
+    assert run_due() == [("escalation.complete", "dead")]
+    [stored] = rows(services, episode_tasks)
+    assert stored["status"] == "requested"  # the EHR still has it open; the dead job says why
+    # The scheduler's check (every 2 s) does not pick it again: its job exists, dead-lettered,
+    # and would otherwise fill the check's batch with what can never be queued.
+    with services.engine.begin() as conn:
+        assert escalations.escalations_to_complete(conn) == []
 
 
 def test_repair_completes_the_task(setup, session, services, ehr_store, run_due, clock):

@@ -6,10 +6,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, exists, func, or_, select, update
+from sqlalchemy import Connection, and_, exists, func, literal, or_, select, update
 
 from service.persistence.sql import insert_if_absent
-from service.persistence.tables import alert_actions, assessments, episode_tasks, rupture_episodes
+from service.persistence.tables import (
+    alert_actions,
+    assessments,
+    episode_tasks,
+    outbox,
+    rupture_episodes,
+)
+
+COMPLETION_KEY = "complete-escalation:"  # + the episode id: the completion job's dedupe key
 
 
 def unresolved_since(conn: Connection, episode_id: str) -> datetime | None:
@@ -53,19 +61,26 @@ def mark_emailed(conn: Connection, episode_id: str, now: datetime) -> None:
         .values(emailed_at=now))
 
 
+def completion_key(episode_id: str) -> str:
+    return COMPLETION_KEY + episode_id
+
+
 def escalations_to_complete(conn: Connection, limit: int = 100) -> list[tuple[str, str]]:
     """(episode id, practice id) of the episodes whose escalation Task is still requested
-    although the episode closed or was acknowledged since it became unresolved (one indexed
-    query: the scheduler's check)."""
+    although the episode closed or was acknowledged since it became unresolved, and whose
+    completion job does not exist yet (one indexed query: the scheduler's check). A completion
+    the EHR refused stays dead-lettered, not picked again every round (`alliance dlq replay`)."""
     acknowledged = exists().where(
         alert_actions.c.episode_id == episode_tasks.c.episode_id,
         alert_actions.c.action == "acknowledge",
         alert_actions.c.at >= episode_tasks.c.unresolved_since)
+    queued = exists().where(
+        outbox.c.dedupe_key == literal(COMPLETION_KEY) + episode_tasks.c.episode_id)
     query = (select(episode_tasks.c.episode_id, episode_tasks.c.practice_id)
              .join(rupture_episodes, rupture_episodes.c.id == episode_tasks.c.episode_id)
              .where(episode_tasks.c.status == "requested", episode_tasks.c.kind == "escalation",
-                    or_(rupture_episodes.c.status != "open", acknowledged))
-             .limit(limit))
+                    or_(rupture_episodes.c.status != "open", acknowledged), ~queued)
+             .order_by(episode_tasks.c.created_at).limit(limit))
     return [tuple(row) for row in conn.execute(query).all()]
 
 
