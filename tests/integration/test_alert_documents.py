@@ -101,7 +101,9 @@ def test_every_combination_of_targets_writes_valid_r4(write, services, channels,
 def test_the_rupture_is_a_pdf_document_and_the_repair_replaces_it(services, channels, fake_ehr,
                                                                   run_due, clock):
     store_practice(services, ["document"])
-    answer_one_survey(services, channels, run_due, LOW)
+    # The client's phone (+15551234567, from the event) and a free-text comment are stored
+    # with the answers; neither may reach the document.
+    answer_one_survey(services, channels, run_due, {**LOW, "comment": "call me on 555 0100"})
     run_due()
 
     [opened] = fake_ehr.resources("DocumentReference")
@@ -113,6 +115,7 @@ def test_the_rupture_is_a_pdf_document_and_the_repair_replaces_it(services, chan
     assert episode["flag_id"] is None and fake_ehr.resources("Flag") == []
     pages, text = pdf_text(opened)
     assert pages == 1 and "Patient pat-17" in text and "enc-7" in text
+    assert "555" not in text and "call me" not in text and "@" not in text
     # the alert's words: whole in the resource, the PDF's heading and why (its reasons)
     heading, reasons = opened["description"].split(": ", 1)
     assert heading == "Alliance rupture" and text.count(heading) >= 1

@@ -81,15 +81,6 @@ def test_fifty_sessions_still_fit_one_page_with_the_newest_rows():
     assert f"enc-{50 - shown + 1} " in text and f"enc-{50 - shown} " not in text
 
 
-def test_no_contact_data_and_no_free_text_answers():
-    answers = [*RUPTURE_STORY[:-1], {**DIP, "comment": "my phone is +1 555 0100, call me"}]
-    trend, rows = replay(answers)
-
-    _, text = read(render_trend_pdf(trend, facts("open", rows, len(rows) - 1)))
-
-    assert "555" not in text and "call me" not in text and "@" not in text
-
-
 def test_the_same_trend_and_facts_make_the_same_bytes():
     trend, rows = replay(RUPTURE_STORY)
     made = {render_trend_pdf(trend, facts("open", rows, 5)) for _ in range(2)}
