@@ -39,7 +39,7 @@ class AlertCounts:
         self.counts = counts  # () -> [(kind, practice_id, name, source, count)]
 
     def describe(self):
-        return self._families()[:2] + [self._up(None)]
+        return [*self._families(), self._up(None)]
 
     def collect(self):
         ruptures, actions = self._families()

@@ -24,7 +24,6 @@ from integrations.http import build_session
 from integrations.network import DestinationRefused
 from integrations.settings import PUBLIC_ONLY, NetworkSettings
 
-DEFAULT_API_BASE = "https://api.twilio.com"
 DEFAULT_TIMEOUT = (5.0, 15.0)  # (connect, read) seconds
 # How far back a lookup reaches before the in-flight mark: the provider's clock and ours.
 CLOCK_SKEW = timedelta(minutes=2)

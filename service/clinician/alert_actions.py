@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 ACKNOWLEDGE, SNOOZE = "acknowledge", "snooze"
-ACTIONS = (ACKNOWLEDGE, SNOOZE)
 SOURCE = "smart-view"
 NOTE_MAX = 1000  # characters of a note (a sentence or two; a chart note belongs in the EHR)
 ALREADY_ACKNOWLEDGED = "already-acknowledged"

@@ -83,7 +83,7 @@ def _rupture_card(state: Mapping, settings: CardSettings) -> dict:
     if acknowledged:
         card["indicator"] = "info"
         summary = "Acknowledged: " + summary[0].lower() + summary[1:]
-        detail += ["", f"Acknowledged by {_escape(_actor(state['acknowledged_by']))} on "
+        detail += ["", f"Acknowledged by {_escape(actor_words(state['acknowledged_by']))} on "
                        f"{_date(state['acknowledged_at'], settings)}; still open until the "
                        "alliance recovers."]
     else:
@@ -149,10 +149,6 @@ def _date(when: datetime | None, settings: CardSettings) -> str:
     if when is None:
         return "an unknown date"
     return when.astimezone(ZoneInfo(settings.timezone)).date().isoformat()
-
-
-def _actor(actor: str) -> str:
-    return actor_words(actor)
 
 
 def _escape(text: str) -> str:

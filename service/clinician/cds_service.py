@@ -20,7 +20,7 @@ from schemas.practice import PRACTICE_ID
 from service.clinician.cards import ACKNOWLEDGED, CardSettings, build_cards
 from service.clinician.cds_auth import TokenRefused, VerifiedToken, bearer_token, verify_cds_token
 from service.domain.instruments import TOTAL
-from service.persistence.queries import audit
+from service.persistence.queries import alert_actions, audit
 from service.persistence.queries import clinician as queries
 from service.practices import Practice
 
@@ -151,7 +151,7 @@ class CdsHooks:
         state = queries.state_for_card(conn, caller.practice.id, item["card"])
         if state is None:
             return False  # not a rupture card shown now (repaired since, or another stage)
-        queries.add_alert_action(conn, dict(
+        alert_actions.add(conn, dict(
             id=str(uuid.uuid4()), practice_id=caller.practice.id, episode_id=state["episode_id"],
             action="acknowledge", actor=f"cds-client:{caller.token.iss}"[:500],
             source="cds-feedback", note=feedback["comment"], at=now,

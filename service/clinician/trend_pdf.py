@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
-from service.clinician.chart import Chart, build_charts
+from service.clinician.chart import MAX_POINTS, Chart, build_charts
 from service.clinician.table import table_rows
 from service.clinician.trend import Trend, TrendPoint
 
@@ -77,8 +77,8 @@ def render_trend_pdf(trend: Trend, facts: AlertFacts) -> bytes:
         pdf.set_y(pdf.get_y() + TOTAL_CHART_H + 1)
         pdf.legend(charts[0])
         pdf.subscale_charts(charts[1:])
-    pdf.sessions_table(trend)
-    pdf.footer_note(trend)
+    shown = pdf.sessions_table(trend)
+    pdf.footer_note(trend, shown)
     return bytes(pdf.output())
 
 
@@ -253,11 +253,12 @@ class _Page(FPDF):
             self.circle(x, y, r * 0.7, style="DF")
             self.set_line_width(0.2)
 
-    def sessions_table(self, trend: Trend) -> None:
+    def sessions_table(self, trend: Trend) -> int:
+        """The newest sessions that fit the page; how many were shown."""
         rows = table_rows(trend)
         if not rows:
             self.write_line("No survey of this client has been returned or missed yet.", 9)
-            return
+            return 0
         self.section("Sessions, newest first")
         fits = int((PAGE_H - MARGIN - FOOTER_H - self.get_y() - ROW_H) // ROW_H)
         shown = rows[:max(fits, 1)]
@@ -273,7 +274,7 @@ class _Page(FPDF):
             date_text = f"{row.day} {row.year}".strip()
             self._row([date_text, session, *scores, row.result], widths, shaded=index % 2 == 1,
                       colour=_result_colour(row.decision))
-        self._shown = len(shown)
+        return len(shown)
 
     def _row(self, cells: list[str], widths: list[float], bold: bool = False,
              shaded: bool = False, colour=INK) -> None:
@@ -283,15 +284,15 @@ class _Page(FPDF):
             last = index == len(cells) - 1
             self.set_text_color(*(colour if last and not bold else INK))
             numeric = 1 < index < len(cells) - 1
-            self.cell(width, ROW_H, safe_text(_fit(self, text, width - 1)),
+            self.cell(width, ROW_H, _fit(self, text, width - 1),
                       align="R" if numeric else "L", fill=shaded,
                       border="B" if bold else 0)
             if numeric:
                 self.cell(1.5, ROW_H, "", fill=shaded, border="B" if bold else 0)
         self.ln(ROW_H)
 
-    def footer_note(self, trend: Trend) -> None:
-        shown, total = getattr(self, "_shown", 0), len(trend.points)
+    def footer_note(self, trend: Trend, shown: int) -> None:
+        total = len(trend.points)
         parts = []
         if shown < total:
             parts.append(f"The latest {shown} of {total} sessions; the SMART trend view lists "
@@ -299,7 +300,8 @@ class _Page(FPDF):
         if trend.total_scale.cutoff is not None:
             parts.append("* below the cutoff.")
         ranges = ", ".join(f"{s.label} {s.range_text}" for s in trend.scales)
-        parts.append(f"Scales: {ranges}. Charts show the latest sessions (up to 30).")
+        parts.append(f"Scales: {ranges}. Charts show the latest sessions (up to "
+                     f"{MAX_POINTS}).")
         self.set_y(PAGE_H - MARGIN - FOOTER_H + 2)
         self.write_line(" ".join(parts), 7, colour=MUTED, height=3.4)
 

@@ -47,7 +47,7 @@ from service.domain.escalation import (
 from service.handlers.ports import Ports
 from service.handlers.runner import JobContext, PermanentFailure, RetryLater
 from service.persistence import outbox
-from service.persistence.queries import clinician, episodes, escalations
+from service.persistence.queries import alert_actions, episodes, escalations
 from service.practices import Practice
 
 log = structlog.get_logger(__name__)
@@ -172,7 +172,7 @@ def schedule_completions(ports: Ports) -> int:
 
 
 def _action(conn, episode: RuptureEpisode, action: str, now: datetime) -> None:
-    clinician.add_alert_action(conn, {
+    alert_actions.add(conn, {
         "id": str(uuid.uuid4()), "practice_id": episode.practice_id, "episode_id": episode.id,
         "action": action, "actor": ACTOR, "source": SOURCE, "note": None, "at": now,
         "dedupe_key": f"{action}:{episode.id}"})

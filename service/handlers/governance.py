@@ -11,10 +11,9 @@ import structlog
 from service.domain.governance import EpisodeActivity, GovernanceReport, governance_report
 from service.domain.instruments import Instrument
 from service.domain.rupture_rules import RuptureRules
-from service.domain.ruptures import SessionObservation
-from service.domain.scoring import Scores
 from service.domain.what_if import ReplayedSession, WhatIf, proposed_rules, what_if
 from service.handlers.ports import Ports
+from service.handlers.writeback import stored_observation
 from service.persistence.queries import audit, governance
 
 log = structlog.get_logger(__name__)
@@ -70,15 +69,8 @@ def _sessions(history: list[dict], instruments: Mapping[str, Instrument]) -> lis
     if missing:
         raise UnknownInstruments(missing)
     return [ReplayedSession(instruments[row["instrument_id"]],
-                            _observation(row, instruments[row["instrument_id"]]))
+                            stored_observation(row, instruments[row["instrument_id"]]))
             for row in history]
-
-
-def _observation(row: Mapping, instrument: Instrument) -> SessionObservation:
-    """As the write-back sees it: the scores stored when the answers arrived."""
-    scores = None if row["answers"] is None else Scores.stored(
-        instrument, row["total"], row["subscales"], row["pomp"])
-    return SessionObservation(row["session_id"], row["session_ended_at"], row["answers"], scores)
 
 
 def alerts_report(ports: Ports, practice_id: str | None,

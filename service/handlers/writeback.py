@@ -108,7 +108,7 @@ def _assessment(conn: Connection, vault: ClientVault, survey: Mapping, practice:
     stored = assessments.stored(conn, survey["id"])
     if stored:
         return stored
-    history = [_observation(row, instrument)
+    history = [stored_observation(row, instrument)
                for row in assessments.client_history(conn, vault, survey)]
     rules = RuptureRules.from_overrides(practice.rupture_rules)
     result = assess_series(history, instrument, rules)[-1]
@@ -128,7 +128,7 @@ def _assessment(conn: Connection, vault: ClientVault, survey: Mapping, practice:
     return row
 
 
-def _observation(row: Mapping, instrument: Instrument) -> SessionObservation:
+def stored_observation(row: Mapping, instrument: Instrument) -> SessionObservation:
     """One session of the history, with the scores stored when its answers arrived."""
     scores = None if row["answers"] is None else Scores.stored(
         instrument, row["total"], row["subscales"], row["pomp"])

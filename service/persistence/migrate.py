@@ -20,7 +20,7 @@ def alembic_config(engine: Engine, secret_keys: Sequence[str] | None = None) -> 
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     config.attributes["engine"] = engine
-    # Migrations that encrypt existing rows (0005) take the keys from here, else from the
+    # Migrations that encrypt existing rows (0007) take the keys from here, else from the
     # environment; a database without such rows needs none.
     config.attributes["secret_keys"] = tuple(secret_keys or ())
     return config
@@ -28,7 +28,7 @@ def alembic_config(engine: Engine, secret_keys: Sequence[str] | None = None) -> 
 
 def upgrade(engine: Engine, secret_keys: Sequence[str] | None = None) -> int:
     """Bring the database schema to the newest revision; returns how many rows stored in
-    plaintext a migration encrypted (0005). SQLite is then vacuumed, so the plaintext does not
+    plaintext a migration encrypted (0007). SQLite is then vacuumed, so the plaintext does not
     linger in freed pages or the WAL; PostgreSQL needs `VACUUM FULL` (docs/security.md)."""
     config = alembic_config(engine, secret_keys)
     command.upgrade(config, "head")

@@ -14,7 +14,8 @@ from trend_history import DIP, FINE, GOOD, STORY, seed_history
 
 from service import practices
 from service.cli import main
-from service.persistence.queries import audit, clinician, episodes
+from service.persistence.queries import alert_actions as alert_actions_queries
+from service.persistence.queries import audit, episodes
 from service.web import create_app
 from support import TEST_SECRET_KEY, own_inbound_secrets, practice_document
 
@@ -137,7 +138,7 @@ def test_a_practice_without_history_says_so(alliance, services):
 
 
 def _act(conn, episode_id: str, action: str, source: str, at) -> None:
-    clinician.add_alert_action(conn, {
+    alert_actions_queries.add(conn, {
         "id": str(uuid.uuid4()), "practice_id": "northside", "episode_id": episode_id,
         "action": action, "actor": "Practitioner/dr-ana" if source != "escalation" else "service",
         "source": source, "note": None, "at": at, "dedupe_key": str(uuid.uuid4())})

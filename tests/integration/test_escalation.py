@@ -23,7 +23,8 @@ from service import practices
 from service.bootstrap import bootstrap
 from service.cli import main
 from service.handlers.escalation import schedule_completions
-from service.persistence.queries import clinician, escalations
+from service.persistence.queries import alert_actions as alert_actions_queries
+from service.persistence.queries import escalations
 from service.persistence.tables import alert_actions, episode_tasks, outbox
 from support import answer_one_survey, practice_document
 
@@ -112,7 +113,7 @@ def actions(services, action):
 
 def acknowledge(services, episode_id, source="smart-view"):
     with services.engine.begin() as conn:
-        clinician.add_alert_action(conn, {
+        alert_actions_queries.add(conn, {
             "id": str(uuid.uuid4()), "practice_id": "northside", "episode_id": episode_id,
             "action": "acknowledge", "actor": "Practitioner/clin-9", "source": source,
             "note": None, "at": services.clock(), "dedupe_key": None})

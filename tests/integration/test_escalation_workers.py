@@ -18,7 +18,7 @@ from integrations.ehr.fake import InMemoryEhr
 from service import practices
 from service.bootstrap import bootstrap
 from service.messaging.topology import DEAD_QUEUE, work_queues
-from service.persistence.queries import clinician
+from service.persistence.queries import alert_actions as alert_actions_queries
 from service.persistence.tables import rupture_episodes
 from service.runtime import Workers
 from support import answer_one_survey, practice_document
@@ -78,7 +78,7 @@ def test_the_running_worker_escalates_when_due_and_completes_on_acknowledgment(
         clock.advance(seconds=73)
         escalated = wait_for(lambda: len(ehr_store.resources("Task")) == 1)
         with services.engine.begin() as conn:
-            clinician.add_alert_action(conn, {
+            alert_actions_queries.add(conn, {
                 "id": str(uuid.uuid4()), "practice_id": "northside", "episode_id": episode_id,
                 "action": "acknowledge", "actor": "Practitioner/clin-9", "source": "smart-view",
                 "note": None, "at": clock(), "dedupe_key": None})

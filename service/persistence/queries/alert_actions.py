@@ -61,5 +61,6 @@ def dedupe_key_used(conn: Connection, dedupe_key: str) -> bool:
 
 
 def add(conn: Connection, action: dict) -> bool:
-    """Store an action; False when its dedupe_key is stored already (a replayed form)."""
+    """Store an action; False when its dedupe_key is stored already (a replayed form, a
+    repeated CDS feedback delivery)."""
     return insert_if_absent(conn, alert_actions, action)

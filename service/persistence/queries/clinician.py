@@ -110,11 +110,6 @@ def state_for_card(conn: Connection, practice_id: str, card_uuid: str) -> dict |
     return dict(row) if row else None
 
 
-def add_alert_action(conn: Connection, action: dict) -> bool:
-    """Store an action; False when its dedupe_key was stored already (a repeated delivery)."""
-    return insert_if_absent(conn, alert_actions, action)
-
-
 def add_feedback(conn: Connection, feedback: dict) -> bool:
     return insert_if_absent(conn, cds_feedback, feedback)
 
