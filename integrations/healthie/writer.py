@@ -54,30 +54,18 @@ class HealthieRecordWriter:
 
     def raise_flag(self, record: AllianceRecord, text: str, episode_id: str) -> FlagRef:
         """A HIGH CareAlert for the episode, created once."""
-        alert_id = self._find_alert(record.patient_id, episode_id)
-        if alert_id is None:
-            alert_id = self._api.create_care_alert(
-                {
-                    "patient_id": record.patient_id,
-                    "content": alert_content(text, episode_id),
-                    "priority": "HIGH",
-                    "expires_on": self._expires_on().isoformat(),
-                }
-            )
+        alerts = self._api.active_care_alerts(record.patient_id)
+        alert_id = _marked(alerts, episode_id) or self._create_alert(
+            record.patient_id, text, episode_id)
         return FlagRef(f"{record.patient_id}/{alert_id}", None, episode_id)
 
     def update_flag_text(self, flag: FlagRef, text: str) -> FlagRef:
         """New text and a later expiry; a new alert if someone removed the old one meanwhile."""
         patient_id, alert_id = _split(flag.id)
-        if alert_id not in self._active_ids(patient_id):
-            alert_id = self._find_alert(patient_id, flag.identifier) or self._api.create_care_alert(
-                {
-                    "patient_id": patient_id,
-                    "content": alert_content(text, flag.identifier),
-                    "priority": "HIGH",
-                    "expires_on": self._expires_on().isoformat(),
-                }
-            )
+        alerts = self._api.active_care_alerts(patient_id)  # one listing for both questions
+        if alert_id not in {str(alert["id"]) for alert in alerts}:
+            alert_id = _marked(alerts, flag.identifier) or self._create_alert(
+                patient_id, text, flag.identifier)
             return FlagRef(f"{patient_id}/{alert_id}", None, flag.identifier)
         self._api.update_care_alert(
             {
@@ -95,15 +83,14 @@ class HealthieRecordWriter:
             self._api.delete_care_alert(alert_id)
         return flag
 
-    def _find_alert(self, patient_id: str, episode_id: str) -> str | None:
-        marker = episode_marker(episode_id)
-        return next(
-            (
-                str(alert["id"])
-                for alert in self._api.active_care_alerts(patient_id)
-                if marker in (alert.get("content") or "")
-            ),
-            None,
+    def _create_alert(self, patient_id: str, text: str, episode_id: str) -> str:
+        return self._api.create_care_alert(
+            {
+                "patient_id": patient_id,
+                "content": alert_content(text, episode_id),
+                "priority": "HIGH",
+                "expires_on": self._expires_on().isoformat(),
+            }
         )
 
     def _active_ids(self, patient_id: str) -> set[str]:
@@ -160,3 +147,10 @@ def _split(flag_id: str) -> tuple[str, str]:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def _marked(alerts: list[dict], episode_id: str) -> str | None:
+    """The id of the alert written for this episode (its content carries the marker)."""
+    marker = episode_marker(episode_id)
+    return next((str(alert["id"]) for alert in alerts if marker in (alert.get("content") or "")),
+                None)
