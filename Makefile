@@ -66,6 +66,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/trend_view.py
 	$(BIN)/python benchmarks/alert_document.py
+	$(BIN)/python benchmarks/alert_governance.py
 	$(BIN)/python benchmarks/data_at_rest.py
 
 # 300 sessions through killed workers, a RabbitMQ restart, a failing EHR and a missing SMS
