@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError
+from marshmallow import RAISE, Schema, ValidationError, validate
+
+# Every URL field of the practice document: https, or http to a loopback address with
+# network.allow_private (checked by schemas/network.py, not here).
+HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 
 
 class StrictSchema(Schema):

@@ -7,9 +7,8 @@ from datetime import datetime, timezone
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.base import StrictSchema
+from schemas.base import HTTP_URL, StrictSchema
 
-HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 # The algorithms CDS Hooks 2.0 recommends; every other one (none, HMAC, …) is refused.
 CDS_ALGORITHMS = ("RS384", "ES384")
 # Members that only a private JWK has: a practice must never paste its client's private key.

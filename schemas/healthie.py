@@ -6,10 +6,9 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
-from schemas.base import StrictSchema
+from schemas.base import HTTP_URL, StrictSchema
 from schemas.events import IDENTIFIER, PRINTABLE
 
-HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 # What a question of the alliance form can receive: summary, total, pomp, decision,
 # interpretation or a subscale name (docs/integrations.md, "Healthie"); subscale names depend
 # on the instrument, so only their form is checked.

@@ -19,7 +19,7 @@ from integrations.delivery.contact import E164
 from integrations.network import host_kind
 from integrations.settings import DEFAULT_SMS_API, TLS_MODES
 from schemas.alert_settings import Alerts, alert_problems
-from schemas.base import StrictSchema
+from schemas.base import HTTP_URL, StrictSchema
 from schemas.cds_hooks import CdsHooksSection
 from schemas.doors import EhrPoll, Hl7v2
 from schemas.healthie import HealthieSettings
@@ -31,7 +31,6 @@ from schemas.smart_app import SmartApp
 PRACTICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CHANNELS = ("sms", "email", "log")
-HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 HH_MM = validate.Regexp(CLOCK_TIME, error="must be HH:MM")
 POSITIVE = validate.Range(min=0, min_inclusive=False)
 

@@ -6,9 +6,8 @@ from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
-from schemas.base import StrictSchema
+from schemas.base import HTTP_URL, StrictSchema
 
-HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 # The SMART examples sign client assertions with RS384 or ES384 (as ehr.auth does).
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 

@@ -138,9 +138,13 @@ class Services:
         Each webhook needs the practice's secrets; reading and decrypting them per request was a
         third of the intake's database round trips. `alliance practice apply` therefore takes
         effect on the webhook routes within that many seconds (unknown ids are not cached).
+        An id that cannot exist (ids are checked on apply) is None without a query.
         """
+        from schemas.practice import PRACTICE_ID
         from service import practices
 
+        if not PRACTICE_ID.match(practice_id):
+            return None
         now = self.clock()
         cached = self._practices.get(practice_id)
         if cached is not None and 0 <= (now - cached[0]).total_seconds() < PRACTICE_CACHE_SECONDS:

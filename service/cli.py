@@ -50,7 +50,6 @@ def serve(host: str, port: int, threads: int, with_workers: bool | None) -> None
 
     import waitress
 
-    from service.config import ConfigError
     from service.runtime import Workers
     from service.web import create_app
 

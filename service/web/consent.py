@@ -16,7 +16,6 @@ from collections.abc import Iterable
 import structlog
 from flask import Blueprint, Response, request
 
-from schemas.practice import PRACTICE_ID
 from service.handlers.consent import opt_in, opt_out, sms_keyword
 from service.web.problems import Problem
 from service.web.surveys import (
@@ -106,7 +105,7 @@ def _consent_page(token: str, survey_id: str, client, language: str, state: str,
 def sms_inbound(practice_id: str):
     """STOP-like keywords opt the sender out, START-like ones opt back in; always empty TwiML."""
     wired = services()
-    practice = wired.practice(practice_id) if PRACTICE_ID.match(practice_id) else None
+    practice = wired.practice(practice_id)
     sms = practice.delivery.sms if practice else None
     url = wired.settings.public_url + request.full_path.rstrip("?")
     given = request.headers.get("X-Twilio-Signature", "")

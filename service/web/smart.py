@@ -202,8 +202,9 @@ def _trend_of_session(practice_id: str, what: str, bands_for_last: int | None = 
         episode = trend_queries.open_episode(conn, practice_id, session.patient_id)
         alert = episode and smart_actions.load(conn, services, practice, session.patient_id,
                                                episode.id)
-        audit.record(conn, [audit.Access(practice_id, session.patient_id, _reader(session),
-                                         audit.SMART, audit.READ, what)], services.clock())
+        reader = smart_actions.reader(session)
+        audit.record(conn, [audit.Access(practice_id, session.patient_id, reader, audit.SMART,
+                                         audit.READ, what)], services.clock())
     instruments = services.instruments()
     instrument = instruments.get(latest_instrument(rows, practice.survey.instrument))
     if instrument is None:
@@ -217,11 +218,6 @@ def _trend_of_session(practice_id: str, what: str, bands_for_last: int | None = 
 def _session_key() -> str:
     """The stored key of this browser's SMART session (what the action forms are bound to)."""
     return digest(request.cookies.get(SESSION_COOKIE, ""))
-
-
-def _reader(session: SmartSession) -> str:
-    """Who reads: the signed-in user's FHIR reference, else the EHR that launched the app."""
-    return session.fhir_user or f"smart-launch:{session.iss}"
 
 
 def _session(practice_id: str) -> SmartSession:

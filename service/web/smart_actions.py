@@ -70,7 +70,7 @@ def perform(services, practice, session, session_key: str, episode_id: str, acti
                             "its buttons. Nothing was stored.")
     note = checked_note(form.get("note")) if action == ACKNOWLEDGE else None
     days = checked_days(form.get("days"), limits(practice)) if action == SNOOZE else None
-    actor = session.fhir_user or f"smart-launch:{session.iss}"
+    actor = reader(session)
     with services.engine.begin() as conn:
         _check_episode(conn, practice.id, session.patient_id, episode_id)
         if queries.dedupe_key_used(conn, _dedupe_key(nonce)):
@@ -136,3 +136,9 @@ def _store(conn, services, practice_id: str, patient_id: str, episode_id: str, a
 
 def _dedupe_key(nonce: str) -> str:
     return f"{SOURCE}:{nonce}"
+
+
+def reader(session) -> str:
+    """Who reads or acts: the signed-in user's FHIR reference, else the EHR that launched the
+    app (the audit rows of reading the view and of acting on it name the same person)."""
+    return session.fhir_user or f"smart-launch:{session.iss}"

@@ -15,7 +15,6 @@ import os
 import structlog
 from flask import Blueprint, current_app, jsonify, request
 
-from schemas.practice import PRACTICE_ID
 from service.bootstrap import utc_now
 from service.handlers.events import Recorded, record_arrival
 from service.intake.facts import MAX_ID, Refused, storable_ids
@@ -48,7 +47,7 @@ def native_event(practice_id: str):
     """Receive a signed `session.completed` (or any other) native event."""
     services = current_app.extensions["alliance"]
     body = read_body(JSON)
-    practice = _verify_standard_webhook(_practice(services, practice_id), body)
+    practice = _verify_standard_webhook(services.practice(practice_id), body)
     delivery_id = request.headers["webhook-id"].strip()
     if not storable_ids(delivery_id):
         raise Problem(400, "Bad webhook-id", f"the webhook-id header is longer than {MAX_ID} "
@@ -62,7 +61,7 @@ def fhir_notification(practice_id: str):
     """Receive a FHIR R4 Subscriptions Backport notification Bundle."""
     services = current_app.extensions["alliance"]
     body = read_body(FHIR_JSON)
-    practice = _verify_fhir_sender(_practice(services, practice_id), body)
+    practice = _verify_fhir_sender(services.practice(practice_id), body)
     delivery = read_door(lambda: fhir_arrivals(body), FHIR_REFUSALS)
     if not delivery.has_events:
         # Handshakes and heartbeats only prove the channel works: nothing to store.
@@ -71,12 +70,6 @@ def fhir_notification(practice_id: str):
     duplicate = bool(results) and all(r.duplicate for r in results)
     return jsonify(status="accepted", kind=delivery.kind, duplicate=duplicate,
                    events=[_result(r) for r in results]), (200 if duplicate else 202)
-
-
-def _practice(services, practice_id: str):
-    """The practice, or None: an unknown one is refused later, as a bad signature is."""
-    # An id that cannot exist (ids are checked on apply) costs no query.
-    return services.practice(practice_id) if PRACTICE_ID.match(practice_id) else None
 
 
 def read_body(content_types: tuple[str, ...]) -> bytes:
