@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-ACKNOWLEDGE, SNOOZE = "acknowledge", "snooze"
+from service.domain.alert_actions import ACKNOWLEDGE, COMPLETE_ESCALATION, ESCALATE, SNOOZE
+
 SOURCE = "smart-view"
 NOTE_MAX = 1000  # characters of a note (a sentence or two; a chart note belongs in the EHR)
 ALREADY_ACKNOWLEDGED = "already-acknowledged"
@@ -68,8 +69,8 @@ class Entry:
 
 
 ACTION_WORDS = {ACKNOWLEDGE: "Acknowledged", SNOOZE: "Snoozed",
-                "escalate": "Escalated to the supervisor",
-                "complete-escalation": "Escalation task completed"}
+                ESCALATE: "Escalated to the supervisor",
+                COMPLETE_ESCALATION: "Escalation task completed"}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import structlog
 
 from service.clinician.cards import ACKNOWLEDGED, CardSettings, build_cards
 from service.clinician.cds_auth import TokenRefused, VerifiedToken, bearer_token, verify_cds_token
+from service.domain.alert_actions import ACKNOWLEDGE
 from service.domain.instruments import TOTAL
 from service.persistence.queries import alert_actions, audit
 from service.persistence.queries import clinician as queries
@@ -152,7 +153,7 @@ class CdsHooks:
             return False  # not a rupture card shown now (repaired since, or another stage)
         alert_actions.add(conn, dict(
             id=str(uuid.uuid4()), practice_id=caller.practice.id, episode_id=state["episode_id"],
-            action="acknowledge", actor=f"cds-client:{caller.token.iss}"[:500],
+            action=ACKNOWLEDGE, actor=f"cds-client:{caller.token.iss}"[:500],
             source="cds-feedback", note=feedback["comment"], at=now,
             dedupe_key=f"cds-feedback:{feedback['dedupe_key']}"))
         return True

@@ -18,14 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-# What alert_actions says (vocabulary shared with the governance report).
-ESCALATE, COMPLETE_ESCALATION = "escalate", "complete-escalation"
+# Who records escalation's actions (service.domain.alert_actions) in alert_actions.
 ACTOR, SOURCE = "service", "escalation"
 TASK_TEXT = "Review therapeutic alliance rupture"
 # Kinds of Task written for an episode: the alert itself (alerts.write `task`) and the
 # escalation to the supervisor. Each has its own identifier, so both can exist.
 ALERT_TASK, ESCALATION_TASK = "alert", "escalation"
-REQUESTED, COMPLETED = "requested", "completed"
+REQUESTED = "requested"  # an escalation or alert Task still open (then "completed")
 
 
 def escalation_due(unresolved_since: datetime, after_hours: float) -> datetime:

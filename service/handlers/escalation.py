@@ -33,12 +33,12 @@ from integrations.delivery.port import Notice
 from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
 from integrations.ehr.records import TaskRef, TaskRequest
 from service import practices
+from service.domain.alert_actions import COMPLETE_ESCALATION, ESCALATE
 from service.domain.episodes import RuptureEpisode
 from service.domain.escalation import (
     ACTOR,
-    COMPLETE_ESCALATION,
-    ESCALATE,
     ESCALATION_TASK,
+    REQUESTED,
     SOURCE,
     EscalationFacts,
     completion_due,
@@ -72,7 +72,7 @@ def escalate(ctx: JobContext) -> None:
         ctx.complete(conn)
         escalations.record_task(conn, {
             "episode_id": episode.id, "kind": ESCALATION_TASK, "practice_id": practice.id,
-            "task_id": written.id, "task_version": written.version_id, "status": "requested",
+            "task_id": written.id, "task_version": written.version_id, "status": REQUESTED,
             "unresolved_since": since, "created_at": now})
         _action(conn, episode, ESCALATE, now)
         if practice.alerts.escalate_email:

@@ -33,7 +33,7 @@ from service import practices
 from service.clinician import clinician_state
 from service.crypto import ClientVault
 from service.domain.episodes import RuptureEpisode, assign_episode
-from service.domain.escalation import ALERT_TASK, escalation_due
+from service.domain.escalation import ALERT_TASK, REQUESTED, escalation_due
 from service.domain.instruments import Instrument
 from service.domain.ruptures import RuptureRules, SessionObservation, assess_series
 from service.domain.scoring import Scores, plain_number
@@ -172,7 +172,7 @@ def _store_tasks(conn: Connection, episode: RuptureEpisode,
             escalations.record_task(conn, {
                 "episode_id": episode.id, "kind": ALERT_TASK, "practice_id": episode.practice_id,
                 "task_id": written.id, "task_version": written.version_id,
-                "status": "requested", "created_at": now})
+                "status": REQUESTED, "created_at": now})
         else:
             escalations.completed(conn, episode.id, ALERT_TASK, written.version_id, now)
 

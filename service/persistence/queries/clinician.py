@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, select
 
+from service.domain.alert_actions import ACKNOWLEDGE, SNOOZE
 from service.persistence.sql import insert_if_absent
 from service.persistence.tables import (
     alert_actions,
@@ -75,7 +76,7 @@ _SNOOZED_UNTIL = (
     select(func.max(_snooze.c.until))
     .where(_snooze.c.practice_id == clinician_states.c.practice_id,
            _snooze.c.episode_id == clinician_states.c.episode_id,
-           _snooze.c.action == "snooze", _snooze.c.at >= clinician_states.c.stage_since)
+           _snooze.c.action == SNOOZE, _snooze.c.at >= clinician_states.c.stage_since)
     .correlate(clinician_states).scalar_subquery()
 )
 _CARD_STATE = (
@@ -84,7 +85,7 @@ _CARD_STATE = (
     .outerjoin(_acknowledgment, and_(
         _acknowledgment.c.practice_id == clinician_states.c.practice_id,
         _acknowledgment.c.episode_id == clinician_states.c.episode_id,
-        _acknowledgment.c.action == "acknowledge",
+        _acknowledgment.c.action == ACKNOWLEDGE,
         _acknowledgment.c.at >= clinician_states.c.stage_since))
     .where(clinician_states.c.practice_id == bindparam("practice_id"),
            clinician_states.c.patient_id == bindparam("patient_id"))

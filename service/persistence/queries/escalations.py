@@ -8,6 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, exists, func, literal, or_, select, update
 
+from service.domain.alert_actions import ACKNOWLEDGE
+from service.domain.escalation import ESCALATION_TASK, REQUESTED
 from service.persistence.sql import insert_if_absent
 from service.persistence.tables import (
     alert_actions,
@@ -30,7 +32,7 @@ def unresolved_since(conn: Connection, episode_id: str) -> datetime | None:
 def acknowledged_since(conn: Connection, episode_id: str, since: datetime) -> bool:
     """Whether someone acknowledged the episode at or after `since`."""
     return conn.execute(select(exists().where(
-        alert_actions.c.episode_id == episode_id, alert_actions.c.action == "acknowledge",
+        alert_actions.c.episode_id == episode_id, alert_actions.c.action == ACKNOWLEDGE,
         alert_actions.c.at >= since))).scalar()
 
 
@@ -51,13 +53,13 @@ def completed(conn: Connection, episode_id: str, kind: str, version: str | None,
     """Mark the Task completed at this version; False when it was marked already."""
     return conn.execute(update(episode_tasks).where(
         episode_tasks.c.episode_id == episode_id, episode_tasks.c.kind == kind,
-        episode_tasks.c.status == "requested").values(
+        episode_tasks.c.status == REQUESTED).values(
         status="completed", task_version=version, completed_at=now)).rowcount == 1
 
 
 def mark_emailed(conn: Connection, episode_id: str, now: datetime) -> None:
     conn.execute(update(episode_tasks).where(
-        episode_tasks.c.episode_id == episode_id, episode_tasks.c.kind == "escalation")
+        episode_tasks.c.episode_id == episode_id, episode_tasks.c.kind == ESCALATION_TASK)
         .values(emailed_at=now))
 
 
@@ -72,13 +74,13 @@ def escalations_to_complete(conn: Connection, limit: int = 100) -> list[tuple[st
     the EHR refused stays dead-lettered, not picked again every round (`alliance dlq replay`)."""
     acknowledged = exists().where(
         alert_actions.c.episode_id == episode_tasks.c.episode_id,
-        alert_actions.c.action == "acknowledge",
+        alert_actions.c.action == ACKNOWLEDGE,
         alert_actions.c.at >= episode_tasks.c.unresolved_since)
     queued = exists().where(
         outbox.c.dedupe_key == literal(COMPLETION_KEY) + episode_tasks.c.episode_id)
     query = (select(episode_tasks.c.episode_id, episode_tasks.c.practice_id)
              .join(rupture_episodes, rupture_episodes.c.id == episode_tasks.c.episode_id)
-             .where(episode_tasks.c.status == "requested", episode_tasks.c.kind == "escalation",
+             .where(episode_tasks.c.status == REQUESTED, episode_tasks.c.kind == ESCALATION_TASK,
                     or_(rupture_episodes.c.status != "open", acknowledged), ~queued)
              .order_by(episode_tasks.c.created_at).limit(limit))
     return [tuple(row) for row in conn.execute(query).all()]

@@ -11,11 +11,10 @@ from itertools import groupby
 from sqlalchemy import Connection, String, exists, func, literal, select, union_all
 
 from service.crypto import ClientVault
+from service.domain.alert_actions import ACKNOWLEDGE, ESCALATE, SNOOZE
 from service.persistence.queries.assessments import ASSESSABLE, session_order
 from service.persistence.queries.responses import opened
 from service.persistence.tables import alert_actions, responses, rupture_episodes, surveys
-
-ACKNOWLEDGE, SNOOZE, ESCALATE = "acknowledge", "snooze", "escalate"
 
 
 def practice_histories(conn: Connection, practice_id: str) -> list[list[dict]]:
