@@ -30,7 +30,6 @@ import structlog
 
 from integrations.delivery.errors import DeliveryPermanentError, DeliveryTemporaryError
 from integrations.delivery.port import Notice
-from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
 from integrations.ehr.records import TaskRef, TaskRequest
 from service import practices
 from service.domain.alert_actions import COMPLETE_ESCALATION, ESCALATE
@@ -45,7 +44,7 @@ from service.domain.escalation import (
     escalation_decision,
 )
 from service.handlers.ports import Ports
-from service.handlers.runner import JobContext, PermanentFailure, RetryLater
+from service.handlers.runner import JobContext, PermanentFailure, RetryLater, ehr_call
 from service.persistence import outbox
 from service.persistence.queries import alert_actions, episodes, escalations
 from service.practices import Practice
@@ -179,17 +178,7 @@ def _action(conn, episode: RuptureEpisode, action: str, now: datetime) -> None:
 
 
 def _ehr(episode_id: str, call: Callable[[], TaskRef]) -> TaskRef:
-    """A Task write; the EHR's answer mapped to what the job does next (a refusal goes to the
-    dead-letter store naming what the EHR said, and nothing else changes)."""
-    where = {"resource_type": "Task", "episode_id": episode_id}
-    try:
-        return call()
-    except EhrConflict as error:
-        raise RetryLater("EHR Task changed while we wrote it", None, {
-            **where, "http_status": error.status}) from None
-    except EhrTransientError as error:
-        raise RetryLater("EHR unavailable while writing Task", error.retry_after, where) from None
-    except EhrPermanentError as error:
-        raise PermanentFailure(f"EHR refused the escalation Task: {error}", {
-            **where, "http_status": error.status,
-            "operation_outcome": error.operation_outcome}) from None
+    """A Task write (a refusal goes to the dead-letter store naming what the EHR said, and
+    nothing else changes)."""
+    return ehr_call(call, "the escalation Task", {"resource_type": "Task",
+                                                  "episode_id": episode_id})

@@ -12,16 +12,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import Connection
 
+from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
 from service.handlers.ports import Ports
 from service.metrics import JOB_SECONDS, JOBS
 from service.persistence import outbox
 from service.persistence.outbox import Job
 
 log = structlog.get_logger(__name__)
+
+
+T = TypeVar("T")
 
 
 class RetryLater(Exception):
@@ -39,6 +44,25 @@ class PermanentFailure(Exception):
     def __init__(self, reason: str, details: dict | None = None):
         super().__init__(reason)
         self.details = details or {}
+
+
+def ehr_call(call: Callable[[], T], what: str, where: dict) -> T:
+    """An EHR write, its answer mapped to what the job does next: a conflict still there after
+    the writer's re-reads, or an EHR that is unavailable, is retried later; a refusal goes to the
+    dead-letter store with the EHR's OperationOutcome (`alliance dlq show`)."""
+    try:
+        return call()
+    except EhrConflict as error:
+        raise RetryLater(f"EHR {what} changed while we wrote it", None, {
+            **where, "http_status": error.status, "operation_outcome": error.operation_outcome,
+        }) from None
+    except EhrTransientError as error:
+        raise RetryLater(f"EHR unavailable while writing {what}", error.retry_after,
+                         where) from None
+    except EhrPermanentError as error:
+        raise PermanentFailure(f"EHR refused {what}", {
+            **where, "http_status": error.status, "operation_outcome": error.operation_outcome,
+        }) from None
 
 
 class AlreadyFinished(Exception):

@@ -19,7 +19,6 @@ from typing import NamedTuple
 import structlog
 from sqlalchemy import Connection
 
-from integrations.ehr.errors import EhrConflict, EhrPermanentError, EhrTransientError
 from integrations.ehr.records import (
     AlertDocument,
     AllianceRecord,
@@ -53,7 +52,7 @@ from service.domain.writeback import (
     plan_write_back,
 )
 from service.handlers.alert_documents import alert_documents
-from service.handlers.runner import JobContext, PermanentFailure, RetryLater
+from service.handlers.runner import JobContext, PermanentFailure, ehr_call
 from service.persistence.queries import assessments, episodes, escalations, responses
 from service.practices import Practice
 
@@ -181,19 +180,7 @@ def _apply(target: _Target, effect: Effect,
            episode: RuptureEpisode | None) -> FlagRef | DocumentRef | TaskRef | None:
     """One effect through the record writer; the EHR's answer mapped to what the job does next."""
     where = {"resource_type": effect.resource_type, "session_id": target.record.session_id}
-    try:
-        return _call(target, effect, episode)
-    except EhrConflict as error:  # still changing under us after the writer's re-reads
-        raise RetryLater(f"EHR {effect.resource_type} changed while we wrote it", None, {
-            **where, "http_status": error.status, "operation_outcome": error.operation_outcome,
-        }) from None
-    except EhrTransientError as error:
-        raise RetryLater(f"EHR unavailable while writing {effect.resource_type}",
-                         error.retry_after, where) from None
-    except EhrPermanentError as error:
-        raise PermanentFailure(f"EHR refused {effect.resource_type}", {
-            **where, "http_status": error.status, "operation_outcome": error.operation_outcome,
-        }) from None
+    return ehr_call(lambda: _call(target, effect, episode), effect.resource_type, where)
 
 
 def _call(target: _Target, effect: Effect,
