@@ -90,14 +90,7 @@ class SmtpEmailChannel:
         to = normalize_email(notice.to)
         if to is None:
             raise DeliveryPermanentError("invalid-address", "recipient is not a plain address")
-        email = EmailMessage()
-        email["From"] = Address(self._sender_name, addr_spec=self._sender_address)
-        email["To"] = Address(addr_spec=to)
-        email["Subject"] = notice.subject
-        email["Date"] = format_datetime(datetime.now(timezone.utc))
-        domain = self._sender_address.rpartition("@")[2]
-        email["Message-ID"] = f"<{uuid.uuid5(_MESSAGE_IDS, f'notice:{notice.key}')}@{domain}>"
-        email["Auto-Submitted"] = "auto-generated"
+        email = self._envelope(self._sender_name, to, notice.subject, f"notice:{notice.key}")
         email.set_content(notice.text)
         return self._deliver(email, to)
 
@@ -123,20 +116,24 @@ class SmtpEmailChannel:
     def compose(self, message: SurveyMessage, to: str) -> EmailMessage:
         """Build the MIME message for one recipient."""
         subject, text, html = render_email(message)
-        email = EmailMessage()
-        email["From"] = Address(
-            self._sender_name or message.practice_name.strip(), addr_spec=self._sender_address
-        )
-        email["To"] = Address(addr_spec=to)
-        email["Subject"] = subject
-        email["Date"] = format_datetime(datetime.now(timezone.utc))
-        email["Message-ID"] = message_id(message, self._sender_address.rpartition("@")[2])
-        # RFC 3834: keeps out-of-office replies from answering an automated message.
-        email["Auto-Submitted"] = "auto-generated"
+        email = self._envelope(self._sender_name or message.practice_name.strip(), to, subject,
+                               f"{message.survey_id}:{message.kind}")
         if message.unsubscribe_link:
             email["List-Unsubscribe"] = f"<{message.unsubscribe_link}>"
         email.set_content(text)
         email.add_alternative(html, subtype="html")
+        return email
+
+    def _envelope(self, sender_name: str, to: str, subject: str, key: str) -> EmailMessage:
+        """The headers every message of ours carries; the same Message-ID for the same key."""
+        email = EmailMessage()
+        email["From"] = Address(sender_name, addr_spec=self._sender_address)
+        email["To"] = Address(addr_spec=to)
+        email["Subject"] = subject
+        email["Date"] = format_datetime(datetime.now(timezone.utc))
+        email["Message-ID"] = message_id(key, self._sender_address.rpartition("@")[2])
+        # RFC 3834: keeps out-of-office replies from answering an automated message.
+        email["Auto-Submitted"] = "auto-generated"
         return email
 
     def _submit(self, email: EmailMessage, to: str) -> None:
@@ -180,9 +177,10 @@ class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):
         smtplib.SMTP_SSL.__init__(self, *args, **kwargs)
 
 
-def message_id(message: SurveyMessage, domain: str) -> str:
-    """The same Message-ID every time this survey's message of this kind is sent."""
-    return f"<{uuid.uuid5(_MESSAGE_IDS, f'{message.survey_id}:{message.kind}')}@{domain}>"
+def message_id(key: str, domain: str) -> str:
+    """The same Message-ID every time the message with this key (a survey's message of one
+    kind, `{survey_id}:{kind}`; a notice, `notice:{key}`) is sent."""
+    return f"<{uuid.uuid5(_MESSAGE_IDS, key)}@{domain}>"
 
 
 def error_for_exception(exc: smtplib.SMTPException | OSError) -> DeliveryError:
