@@ -2,7 +2,10 @@
 
 The practice document is validated once, by its schema (`schemas/practice.py`), when it is
 applied; `service/practices.py` turns the stored document into these values once per load.
-Adapters take them as they are and check nothing again. Secrets are left out of `repr`, so a
+The delivery channels take them as they are. The FHIR gateway is still built from the stored
+`ehr` block (`EhrSettings.document`, `integrations/ehr/fhir_client.build_gateway`), so of
+`EhrSettings` the service reads the type, poll, identifier systems, url and network; `auth`,
+`base_url` and `timeout_seconds` here mirror the block. Secrets are left out of `repr`, so a
 settings object in a log line or a traceback shows none.
 """
 

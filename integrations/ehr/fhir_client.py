@@ -230,9 +230,12 @@ def build_gateway(ehr_config: Mapping, network: NetworkSettings = PUBLIC_ONLY) -
     base_url = ehr_config.get("base_url")
     if not base_url:
         raise ValueError("ehr.base_url is required")
-    session = build_session(network=network)
+    # ehr.timeout_seconds is the read timeout; connecting keeps its own bound.
+    read = ehr_config.get("timeout_seconds")
+    timeout = (DEFAULT_TIMEOUT[0], read) if read else DEFAULT_TIMEOUT
+    session = build_session(timeout, network=network)
     auth = build_auth(ehr_config.get("auth") or {"type": "none"}, session)
-    return FhirGateway(base_url, auth, session)
+    return FhirGateway(base_url, auth, session, timeout=timeout)
 
 
 def error_for_response(

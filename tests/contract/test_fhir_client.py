@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from email.utils import formatdate
 
 import pytest
 import requests
+from werkzeug import Response
 
 from integrations.ehr.auth import BearerAuth, NoAuth
 from integrations.ehr.errors import (
@@ -406,6 +409,27 @@ def test_build_gateway_from_a_practice_ehr_block(httpserver):
     )
 
     assert gateway.read("Patient", "pat-17")["id"] == "pat-17"
+
+
+def test_the_practice_read_timeout_bounds_a_slow_ehr(httpserver):
+    released = threading.Event()
+
+    def slow(_request):
+        released.wait(5)  # answers only once the test has seen the timeout
+        return Response(json.dumps({"resourceType": "Patient", "id": "p1"}), 200)
+
+    httpserver.expect_request("/fhir/Patient/p1").respond_with_handler(slow)
+    gateway = build_gateway({"type": "fhir-r4", "base_url": httpserver.url_for("/fhir"),
+                             "timeout_seconds": 0.5}, loopback_network())
+    # Without the setting the default read timeout (10 s) would wait for the answer.
+    try:
+        with pytest.raises(EhrTransientError):
+            gateway.read("Patient", "p1")
+    finally:
+        released.set()
+        deadline = time.monotonic() + 5
+        while not httpserver.log and time.monotonic() < deadline:  # let the handler finish
+            time.sleep(0.01)
 
 
 @pytest.mark.parametrize(
