@@ -124,6 +124,26 @@ def practice(services):
 
 
 @pytest.fixture
+def alliance_cli(database, settings_for):
+    """The command line on the same database as `services`: alliance_cli(*args, **env), the
+    environment's variables overridable per call; click's Result back."""
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    url, _engine = database
+    base = {"ALLIANCE_DATABASE_URL": url, "ALLIANCE_BROKER_URL": "embedded",
+            "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY, "ALLIANCE_LOG_LEVEL": "WARNING",
+            "ALLIANCE_VAR_DIR": str(settings_for(url).var_dir)}
+    runner = CliRunner()
+
+    def run(*args: str, **env: str):
+        return runner.invoke(main, list(args), env={**base, **env}, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
 def run_due(services):
     """Run every job that is due now, the way the relay and a worker would, without a broker."""
     return support.due_jobs_runner(services)

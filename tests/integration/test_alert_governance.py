@@ -9,28 +9,21 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from click.testing import CliRunner
 from trend_history import DIP, FINE, GOOD, STORY, seed_history
 
 from service import practices
-from service.cli import main
 from service.persistence.queries import alert_actions as alert_actions_queries
 from service.persistence.queries import audit, episodes
 from service.web import create_app
-from support import TEST_SECRET_KEY, own_inbound_secrets, practice_document
+from support import own_inbound_secrets, practice_document
 
 # A rupture, four surveys not returned (unresolved after the 3-session window), then repair.
 SILENT = [GOOD, GOOD, GOOD, DIP, None, None, None, None, FINE]
 
 
 @pytest.fixture
-def alliance(database, settings_for, practice):
-    url, _engine = database
-    env = {"ALLIANCE_DATABASE_URL": url, "ALLIANCE_BROKER_URL": "embedded",
-           "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY, "ALLIANCE_LOG_LEVEL": "INFO",
-           "ALLIANCE_VAR_DIR": str(settings_for(url).var_dir), "USER": "dana"}
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), env=env, catch_exceptions=False)
+def alliance(alliance_cli, practice):
+    return lambda *args: alliance_cli(*args, USER="dana", ALLIANCE_LOG_LEVEL="INFO")
 
 
 @pytest.fixture

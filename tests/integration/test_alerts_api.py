@@ -10,14 +10,12 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from service import api_keys
-from service.cli import main
 from service.persistence.tables import practice_api_keys, rupture_episodes, surveys
 from service.web import create_app
-from support import TEST_SECRET_KEY, answer_one_survey, practice_document
+from support import answer_one_survey, practice_document
 
 LOW = {"bond": 1, "goals": 1, "approach": 1, "overall": 1, "tension": True, "tension_intensity": 5}
 HIGH = {"bond": 9, "goals": 9, "approach": 9, "overall": 9, "tension": False}
@@ -26,14 +24,9 @@ URL = "/api/v1/practices/northside/alerts"
 
 
 @pytest.fixture
-def alliance(database, settings_for, practice):
-    """The command line, on the same database as `services`."""
-    url, _engine = database
-    env = {"ALLIANCE_DATABASE_URL": url, "ALLIANCE_BROKER_URL": "embedded",
-           "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY, "ALLIANCE_LOG_LEVEL": "WARNING",
-           "ALLIANCE_VAR_DIR": str(settings_for(url).var_dir)}
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), env=env, catch_exceptions=False)
+def alliance(alliance_cli, practice):
+    """The command line, on the same database as `services`, with northside stored."""
+    return alliance_cli
 
 
 @pytest.fixture

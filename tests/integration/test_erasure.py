@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 from cds_support import Ehr, save_practice
-from click.testing import CliRunner
 
-from service.cli import main
 from service.persistence import outbox
 from service.persistence.queries import clients, smart_sessions
 from service.persistence.queries.smart_sessions import SmartSession
-from support import TEST_SECRET_KEY, answer_one_survey
+from support import answer_one_survey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from db_scan import scan_database  # noqa: E402
@@ -29,13 +27,8 @@ HIGH = {"bond": 9, "goals": 9, "approach": 9, "overall": 9, "tension": False}
 
 
 @pytest.fixture
-def alliance(database, settings_for, practice):
-    url, _engine = database
-    env = {"ALLIANCE_DATABASE_URL": url, "ALLIANCE_BROKER_URL": "embedded",
-           "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY, "ALLIANCE_LOG_LEVEL": "WARNING",
-           "ALLIANCE_VAR_DIR": str(settings_for(url).var_dir), "USER": "dana"}
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), env=env, catch_exceptions=False)
+def alliance(alliance_cli, practice):
+    return lambda *args: alliance_cli(*args, USER="dana")
 
 
 NOTE = "Raised it with the client; they felt rushed at intake"

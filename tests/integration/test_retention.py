@@ -9,11 +9,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select, text, update
 
 from service import practices
-from service.cli import main
 from service.demo import session_completed, signed_event
 from service.handlers.retention import JOB_KIND, REPORTED, run_retention, schedule_retention
 from service.persistence import outbox
@@ -21,7 +19,7 @@ from service.persistence.queries import clients, events
 from service.persistence.tables import outbox as outbox_table
 from service.persistence.tables import rupture_episodes, surveys, webhook_events
 from service.web import create_app
-from support import DEMO_SECRET, TEST_SECRET_KEY, practice_document
+from support import DEMO_SECRET, practice_document
 
 LOW = {"bond": 1, "goals": 1, "approach": 1, "overall": 1, "tension": True, "tension_intensity": 5}
 HIGH = {"bond": 9, "goals": 9, "approach": 9, "overall": 9, "tension": False}
@@ -158,13 +156,8 @@ def test_the_daily_run_is_one_job_a_day_and_queues_the_next(services, practice, 
 
 
 @pytest.fixture
-def alliance(database, settings_for):
-    url, _engine = database
-    env = {"ALLIANCE_DATABASE_URL": url, "ALLIANCE_BROKER_URL": "embedded",
-           "ALLIANCE_SECRET_KEY": TEST_SECRET_KEY, "ALLIANCE_LOG_LEVEL": "WARNING",
-           "ALLIANCE_VAR_DIR": str(settings_for(url).var_dir), "ALLIANCE_JOB_RETENTION_DAYS": "1"}
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), env=env, catch_exceptions=False)
+def alliance(alliance_cli):
+    return lambda *args: alliance_cli(*args, ALLIANCE_JOB_RETENTION_DAYS="1")
 
 
 def test_the_command_prints_what_it_deleted(alliance, client, services, channels, run_due, clock):

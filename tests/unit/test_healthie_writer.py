@@ -11,7 +11,6 @@ from integrations.ehr.errors import EhrTransientError
 from integrations.ehr.writer import AllianceRecord, AnswerItem, FlagRef
 from integrations.healthie.fake import InMemoryHealthie
 from integrations.healthie.writer import HealthieRecordWriter, episode_marker, summary
-from support import FakeClock
 
 SECTION = {
     "form_id": "300",
@@ -37,11 +36,6 @@ RECORD = AllianceRecord(
     reasons=("The alliance is near the bottom of the scale.",),
     interpretation="low",
 )
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture
