@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import io
 import itertools
-import json
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from fhir_http_support import FhirHttpServer
 from pypdf import PdfReader
 from sqlalchemy import select
-from werkzeug import Response
 
 from integrations.ehr.auth import NoAuth
 from integrations.ehr.errors import EhrConflict
@@ -30,9 +29,6 @@ HIGH = {"bond": 9, "goals": 9, "approach": 9, "overall": 10}
 SYSTEM = "https://alliance-feedback.org/fhir/sid/document-reference"
 CONFLICT = {"resourceType": "OperationOutcome",
             "issue": [{"severity": "error", "code": "conflict", "diagnostics": "version moved"}]}
-REFUSED = {"resourceType": "OperationOutcome", "issue": [
-    {"severity": "error", "code": "not-supported",
-     "diagnostics": "DocumentReference.type 34904-3 is not enabled for this facility"}]}
 
 
 def store_practice(services, write: list[str]) -> None:
@@ -166,34 +162,12 @@ def test_a_412_on_superseding_is_retried_with_backoff_and_nothing_is_written_twi
 
 # -- a refusal, from an EHR over HTTP -------------------------------------------------------
 
-class RefusingDocumentsEhr:
-    """A FHIR server on pytest-httpserver that keeps what it is sent, but refuses documents."""
-
-    def __init__(self) -> None:
-        self.created: list[dict] = []
-        self.ids = itertools.count(1)
-
-    def __call__(self, request):
-        body = json.loads(request.get_data() or b"{}")
-        if request.method == "POST" and body.get("resourceType") == "DocumentReference":
-            return Response(json.dumps(REFUSED), status=422,
-                            content_type="application/fhir+json")
-        if request.method != "POST":
-            return Response(json.dumps({"resourceType": "OperationOutcome", "issue": []}),
-                            status=404, content_type="application/fhir+json")
-        resource = {**body, "id": f"r{next(self.ids)}", "meta": {"versionId": "1"}}
-        self.created.append(resource)
-        return Response(json.dumps(resource), status=201, content_type="application/fhir+json")
-
-
 def test_a_refused_document_is_dead_lettered_naming_the_problem_and_changes_nothing_else(
-        database, settings_for, clock, channels, httpserver):
-    ehr = RefusingDocumentsEhr()
-    httpserver.expect_request("/fhir/DocumentReference", method="POST").respond_with_handler(ehr)
-    httpserver.expect_request("/fhir/QuestionnaireResponse", method="POST").respond_with_handler(
-        ehr)
-    httpserver.expect_request("/fhir/Observation", method="POST").respond_with_handler(ehr)
-    gateway = FhirGateway(httpserver.url_for("/fhir"), NoAuth(), network=loopback_network())
+        database, settings_for, clock, channels, httpserver, fake_ehr):
+    ehr = FhirHttpServer(httpserver, fake_ehr)
+    refused = ehr.refuse("DocumentReference", 422,
+                         "DocumentReference.type 34904-3 is not enabled for this facility")
+    gateway = FhirGateway(ehr.base_url, NoAuth(), network=loopback_network())
     services = bootstrap(settings_for(database[0]), engine=database[1], clock=clock,
                          ehr_for=lambda _config: gateway,
                          channel_for=lambda name, _config: channels[name])
@@ -208,8 +182,10 @@ def test_a_refused_document_is_dead_lettered_naming_the_problem_and_changes_noth
     assert job["last_error"]["reason"] == "EHR refused DocumentReference"
     assert job["last_error"]["resource_type"] == "DocumentReference"
     assert job["last_error"]["http_status"] == 422
-    assert job["last_error"]["operation_outcome"] == REFUSED
+    assert job["last_error"]["operation_outcome"] == refused
     episode = episode_row(services)
     assert (episode["document_id"], episode["document_number"], episode["flag_id"]) == (
         None, 0, None)
-    assert [r["resourceType"] for r in ehr.created] == ["QuestionnaireResponse", "Observation"]
+    written = [kind for kind in ("QuestionnaireResponse", "Observation", "DocumentReference",
+                                 "Flag") for _ in fake_ehr.resources(kind)]
+    assert written == ["QuestionnaireResponse", "Observation"]
