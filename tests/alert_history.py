@@ -1,10 +1,12 @@
 """A client's trend replayed through the real rupture engine (pure: no database), for the alert
-document's tests and benchmark: each session's answers scored and assessed in order, the
+document's tests: each session's answers scored and assessed in order, the
 decisions and reasons stored as the trend query returns them, and the open episode."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+
+from trend_history import FINE, GOOD, STORY
 
 from service.clinician.trend import Trend, build_trend
 from service.domain import instrument_catalogue
@@ -13,12 +15,8 @@ from service.persistence.queries.trend import EpisodeRow, SurveyRow
 
 INSTRUMENT = instrument_catalogue()["brief-alliance-check"]
 START = datetime(2026, 3, 2, 18, 0, tzinfo=timezone.utc)
-GOOD = {"bond": 10, "goals": 9, "approach": 9, "overall": 10}  # total 38
-FINE = {"bond": 9, "goals": 9, "approach": 10, "overall": 9}  # total 37
-DIP = {"bond": 4, "goals": 6, "approach": 5, "overall": 4, "tension": True,
-       "tension_intensity": 3}
-# steady, a rupture, a survey not returned, then the client answers again
-RUPTURE_STORY = [GOOD, FINE, GOOD, FINE, GOOD, DIP, None]
+# steady, a rupture, a survey not returned (the start of the trend view's story)
+RUPTURE_STORY = STORY[:7]
 REPAIR_STORY = [*RUPTURE_STORY, FINE, GOOD]
 
 

@@ -16,6 +16,8 @@ SLIP = {"bond": 6, "goals": 8, "approach": 6, "overall": 6, "tension": True, "te
 # steady, a rupture, a survey not returned, repair, steady, and a new rupture still open:
 # what the screenshots show
 STORY = [GOOD, FINE, GOOD, FINE, GOOD, DIP, None, FINE, GOOD, GOOD, SLIP]
+# a rupture nobody answers after: it goes unresolved, then the client comes back
+SILENT = [GOOD, GOOD, GOOD, DIP, None, None, None, None, FINE]
 
 
 def seed_history(client, run_due, channels, patient_id: str, answers: list[dict | None], *,

@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from trend_history import DIP, FINE, GOOD, STORY, seed_history
+from trend_history import SILENT, STORY, seed_history
 
 from service import practices
 from service.persistence.queries import alert_actions as alert_actions_queries
@@ -18,7 +18,6 @@ from service.web import create_app
 from support import own_inbound_secrets, practice_document
 
 # A rupture, four surveys not returned (unresolved after the 3-session window), then repair.
-SILENT = [GOOD, GOOD, GOOD, DIP, None, None, None, None, FINE]
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from alert_history import DIP, FINE, GOOD, REPAIR_STORY, RUPTURE_STORY, replay
+from alert_history import REPAIR_STORY, RUPTURE_STORY, replay
 from pypdf import PdfReader
+from trend_history import DIP, FINE, GOOD
 
 from service.clinician.trend_pdf import AlertFacts, render_trend_pdf, safe_text
 

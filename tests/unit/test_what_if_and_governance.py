@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 import pytest
-from trend_history import DIP, FINE, GOOD, STORY
+from trend_history import DIP, GOOD, SILENT, STORY
 
 from service.cli_alerts import parse_settings, report_table, what_if_table
 from service.domain import RuptureRules, SessionObservation, builtin_instruments
@@ -17,7 +17,6 @@ from service.domain.what_if import EpisodeCounts, ReplayedSession, proposed_rule
 
 INSTRUMENT = builtin_instruments()["brief-alliance-check"]
 # A rupture, four surveys not returned, then a good one: unresolved after the 3-session window.
-SILENT = [GOOD, GOOD, GOOD, DIP, None, None, None, None, FINE]
 
 
 def history(answers: list[dict | None]) -> list[ReplayedSession]:
