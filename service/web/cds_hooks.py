@@ -11,14 +11,15 @@ import json
 
 import structlog
 from flask import Blueprint, Response, current_app, jsonify, request
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema
 
-from schemas.base import error_map
 from schemas.cds_hooks import FeedbackRequest, HookRequest
 from service.clinician.cds_auth import TokenRefused
 from service.clinician.cds_service import SERVICES, Caller, CdsHooks
+from service.intake.bodies import json_object, load_with
 from service.metrics import CDS_REQUESTS
 from service.web.problems import PROBLEM_BASE, Problem
+from service.web.webhooks import read_door
 
 log = structlog.get_logger(__name__)
 
@@ -111,19 +112,9 @@ def _service(service_id: str) -> str:
 
 
 def _load(schema: Schema, title: str) -> dict:
+    """The JSON object the schema loads, or a problem naming what is wrong (as every door)."""
     if request.mimetype != "application/json":
         raise Problem(415, "Unsupported media type",
                       f"send the body as application/json, not {request.mimetype or 'nothing'}")
-    try:
-        document = json.loads(request.get_data().decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise Problem(400, "Unparseable body", "the body is not JSON") from None
-    if not isinstance(document, dict):
-        raise Problem(422, title, "the body must be a JSON object",
-                      errors={"(body)": "must be a JSON object"})
-    try:
-        return schema.load(document)
-    except ValidationError as error:
-        errors = error_map(error)
-        detail = "; ".join(f"{field}: {message}" for field, message in errors.items())
-        raise Problem(422, title, detail, errors=errors) from None
+    return read_door(lambda: load_with(schema, json_object(request.get_data())),
+                     {"unparseable": (400, "Unparseable body"), "invalid": (422, title)})
