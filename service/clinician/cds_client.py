@@ -20,9 +20,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from service.clinician.cards import ACKNOWLEDGED, OVERRIDE_SYSTEM
+from service.clinician.cds_service import SERVICES as HOOK_OF_SERVICE
 from service.config import Settings
 
-SERVICES = {"patient-view": "alliance-patient-view", "encounter-start": "alliance-encounter-start"}
+SERVICES = {hook: service_id for service_id, hook in HOOK_OF_SERVICE.items()}  # hook → id
 LIFETIME = timedelta(minutes=5)
 DEMO_CLIENT_FILE = Path(__file__).with_name("demo-ehr-cds-client.json")
 PUBLIC_MEMBERS = ("kty", "kid", "use", "alg", "crv", "x", "y", "n", "e")
@@ -81,7 +83,7 @@ def hook_request(base_url: str, practice_id: str, patient_id: str, private_jwk: 
 
 def feedback_request(base_url: str, practice_id: str, service_id: str, card_uuid: str,
                      private_jwk: Mapping, iss: str, *, outcome: str = "overridden",
-                     reason_code: str | None = "acknowledged", comment: str | None = None,
+                     reason_code: str | None = ACKNOWLEDGED["code"], comment: str | None = None,
                      when: datetime | None = None, **token) -> SignedRequest:
     url = service_url(base_url, practice_id, service_id) + "/feedback"
     item: dict = {"card": card_uuid, "outcome": outcome,
@@ -89,8 +91,7 @@ def feedback_request(base_url: str, practice_id: str, service_id: str, card_uuid
     if outcome == "overridden" and (reason_code or comment):
         item["overrideReason"] = {}
         if reason_code:
-            item["overrideReason"]["reason"] = {"code": reason_code,
-                                                "system": "https://alliance-feedback.org/cds-hooks/override-reason"}
+            item["overrideReason"]["reason"] = {"code": reason_code, "system": OVERRIDE_SYSTEM}
         if comment:
             item["overrideReason"]["userComment"] = comment
     return SignedRequest("POST", url, _headers(private_jwk, iss, url, token), {"feedback": [item]})

@@ -31,6 +31,7 @@ from schemas.healthie import HealthieWebhook
 from schemas.ops import Health, Readiness
 from schemas.surveys import AnswersRequest, ResponseAccepted, SurveyView
 from schemas.trend import TrendView
+from service.clinician.cds_service import SERVICES as CDS_SERVICES
 
 SCHEMAS = {
     "Problem": Problem, "NativeEvent": NativeEvent, "SessionCompletedEvent": SessionCompletedEvent,
@@ -230,8 +231,7 @@ def _smart_trend(spec: APISpec) -> None:
 
 
 CDS_SERVICE = {"name": "service_id", "in": "path", "required": True,
-               "schema": {"type": "string", "enum": ["alliance-patient-view",
-                                                     "alliance-encounter-start"]},
+               "schema": {"type": "string", "enum": sorted(CDS_SERVICES)},
                "description": "a service of the discovery answer"}
 CDS_REFUSED = {"description": "the bearer JWT was refused; `check` names the failed check "
                               "(an unknown practice is refused as an unregistered iss)",
